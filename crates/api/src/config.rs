@@ -1,0 +1,48 @@
+//! Settings read from the environment at start-up; see the configuration table in README.md.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+
+/// Everything `main` needs to start the api.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `API_LISTEN_ADDR`, default `127.0.0.1:8080` (containers set `0.0.0.0:8080`).
+    pub listen_addr: SocketAddr,
+    /// `DATABASE_URL`, required.
+    pub database_url: String,
+    /// `REDIS_URL`, required.
+    pub redis_url: String,
+    /// `JOB_QUEUE`, default [`jobs::DEFAULT_QUEUE`].
+    pub queue: String,
+}
+
+impl Config {
+    /// Reads the settings.
+    ///
+    /// # Errors
+    /// When a required variable is missing or a value does not parse; the message names it.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let listen_addr =
+            std::env::var("API_LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        Ok(Self {
+            listen_addr: listen_addr.parse().with_context(|| {
+                format!("API_LISTEN_ADDR={listen_addr:?} is not an address like 0.0.0.0:8080")
+            })?,
+            database_url: required(
+                "DATABASE_URL",
+                "postgres://ampel:ampel@127.0.0.1:5432/ampel",
+            )?,
+            redis_url: required("REDIS_URL", "redis://127.0.0.1:6379")?,
+            queue: jobs::queue_name(),
+        })
+    }
+}
+
+/// A required variable, with an example in the error so the fix is one copy away.
+pub(crate) fn required(name: &str, example: &str) -> anyhow::Result<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .with_context(|| format!("{name} is not set: export {name}={example} (or run the stack with `cargo xtask obs-up`)"))
+}

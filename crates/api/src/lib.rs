@@ -1,0 +1,155 @@
+//! `ampel-api`: the pull-request dashboard's HTTP API, on PostgreSQL, enqueueing poll jobs on Redis.
+//!
+//! ```text
+//! DATABASE_URL=postgres://ampel:ampel@127.0.0.1:5432/ampel REDIS_URL=redis://127.0.0.1:6379 cargo run -p ampel-api
+//! ```
+//!
+//! Layout: [`app`] builds the router (tests drive it without a socket); [`serve`] runs it until a
+//! shutdown future resolves and drains in-flight requests; `routes/` holds one file per resource;
+//! `error.rs` turns every failure into a JSON error; `config.rs` reads the environment.
+//!
+//! Middleware, outermost first: request id (`x-request-id`, generated or propagated) -> one
+//! OpenTelemetry server span per request, named by the matched route -> HTTP metrics keyed by the
+//! matched route -> timeout -> panic to 500 JSON -> body size limit -> handler.
+
+pub mod config;
+pub mod error;
+mod routes;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderName, StatusCode},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use axum_prometheus::{EndpointLabel, PrometheusMetricLayerBuilder};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+};
+
+use crate::error::error_response;
+
+/// Largest accepted request body. Beacons and repository payloads are a few hundred bytes.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// A request that takes longer than this gets a 503 and its handler is dropped.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `serve` waits for in-flight requests after the shutdown signal. Together with the
+/// telemetry flush ([`telemetry::FLUSH_TIMEOUT`] per signal) it stays under Fly's `kill_timeout`.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `endpoint` label of requests that match no route: one series for all of them, so a
+/// scanner probing thousands of paths cannot blow up the metric cardinality.
+pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+
+/// Routes not counted in the HTTP metrics: probes and scrapes would drown the real traffic.
+const UNMETERED: &[&str] = &["/health", "/ready", "/metrics"];
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL pool.
+    pub db: sqlx::PgPool,
+    /// The poll job queue.
+    pub queue: jobs::PollQueue,
+    /// A Redis connection for `/ready`.
+    pub redis: redis::aio::ConnectionManager,
+}
+
+/// The whole API as a router, with its middleware; no socket, so tests can call it directly.
+pub fn app(state: AppState) -> Router {
+    let metrics = PrometheusMetricLayerBuilder::new()
+        .with_ignore_patterns(UNMETERED)
+        .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| {
+            UNMATCHED_ENDPOINT.to_owned()
+        }))
+        .build();
+    let prometheus = telemetry::prometheus_handle();
+
+    Router::new()
+        .route(
+            "/api/repositories",
+            post(routes::repositories::create).get(routes::repositories::list),
+        )
+        .route("/api/repositories/{id}", get(routes::repositories::get))
+        .route(
+            "/api/repositories/{id}/poll",
+            post(routes::repositories::poll),
+        )
+        .route(
+            "/api/repositories/{id}/pull-requests",
+            get(routes::repositories::pull_requests),
+        )
+        .route("/api/vitals", post(routes::vitals::record))
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        )
+        .fallback(not_found)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
+                .layer(axum_tracing_opentelemetry::middleware::OtelInResponseLayer)
+                .layer(metrics)
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    REQUEST_TIMEOUT,
+                ))
+                .layer(CatchPanicLayer::custom(|_panic| {
+                    error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the handler panicked; the server logs have the details",
+                    )
+                }))
+                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+        )
+}
+
+async fn not_found(State(_): State<AppState>) -> impl IntoResponse {
+    error_response(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting connections and
+/// waits up to [`DRAIN_TIMEOUT`] for in-flight requests.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (drain_started, drain_deadline) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = drain_started.send(());
+    });
+    let deadline = async {
+        if drain_deadline.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.map_err(Into::into),
+        () = deadline => {
+            tracing::warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still running at the drain deadline; stopping anyway");
+            Ok(())
+        }
+    }
+}

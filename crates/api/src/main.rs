@@ -1,0 +1,39 @@
+//! The `ampel-api` binary: `ampel-api` serves; `ampel-api migrate` only brings the schema up to
+//! date (Fly's release command) and exits.
+
+use ampel_api::{AppState, config::Config};
+use anyhow::Context as _;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let telemetry = telemetry::init("ampel-api")?;
+    let result = run().await;
+    if let Err(err) = &result {
+        tracing::error!(error = format!("{err:#}"), "ampel-api stopped");
+    }
+    // Flush after the server has drained, so the last requests' spans and logs are exported.
+    telemetry.shutdown();
+    result
+}
+
+async fn run() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let db = store::pool(&config.database_url)?;
+    store::migrate(&db).await?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
+    let (queue, redis) = jobs::open(&config.redis_url, &config.queue).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "bind {}: is another process using it? set API_LISTEN_ADDR",
+                config.listen_addr
+            )
+        })?;
+    tracing::info!(addr = %config.listen_addr, "listening");
+    let app = ampel_api::app(AppState { db, queue, redis });
+    ampel_api::serve(listener, app, telemetry::shutdown_signal()).await
+}

@@ -1,0 +1,214 @@
+//! PostgreSQL: the pool, the embedded migrations and every query the api and the worker run.
+//!
+//! sqlx rather than SeaORM: the schema is two tables, the queries are plain SQL that reads well
+//! in a span, and sqlx's embedded migrations and pool are all we need from a database layer.
+//! Each query runs through [`timed`], which gives it a client span and a
+//! `db_query_duration_seconds{operation}` sample.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::Serialize;
+pub use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tracing::Instrument as _;
+
+/// Migrations compiled into the binary, so a deploy cannot run code against an older schema.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Opens a pool. Connections are made lazily, so a database that is still starting does not
+/// stop the api from starting; `/ready` tells when it can serve.
+///
+/// # Errors
+/// When `url` is not a PostgreSQL URL.
+pub fn pool(url: &str) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy(url)
+        .with_context(|| {
+            format!(
+                "DATABASE_URL={} is not a PostgreSQL URL",
+                telemetry::redacted(url)
+            )
+        })
+}
+
+/// Brings the schema up to date; safe to run from several processes at once (sqlx takes an
+/// advisory lock).
+///
+/// # Errors
+/// When PostgreSQL cannot be reached or a migration fails.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("run database migrations: is PostgreSQL up and DATABASE_URL right?")
+}
+
+/// Runs `query` inside a `db.query` client span and records its duration by `operation`.
+pub async fn timed<T, F>(operation: &'static str, query: F) -> Result<T, sqlx::Error>
+where
+    F: Future<Output = Result<T, sqlx::Error>>,
+{
+    let span = tracing::info_span!(
+        "db.query",
+        otel.name = operation,
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = operation,
+    );
+    let started = Instant::now();
+    let result = query.instrument(span).await;
+    metrics::histogram!("db_query_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// A followed repository.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Repository {
+    pub id: i64,
+    pub owner: String,
+    pub name: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub polled_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A pull request as last fetched from the provider.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PullRequest {
+    pub number: i32,
+    pub title: String,
+    pub author: String,
+    pub state: String,
+    pub draft: bool,
+    pub url: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Inserts a repository; `None` when `owner/name` is followed already.
+pub async fn insert_repository(
+    pool: &PgPool,
+    owner: &str,
+    name: &str,
+) -> Result<Option<Repository>, sqlx::Error> {
+    timed(
+        "insert_repository",
+        sqlx::query_as(
+            "INSERT INTO repositories (owner, name) VALUES ($1, $2)
+             ON CONFLICT (owner, name) DO NOTHING
+             RETURNING id, owner, name, created_at, polled_at",
+        )
+        .bind(owner)
+        .bind(name)
+        .fetch_optional(pool),
+    )
+    .await
+}
+
+/// All repositories, oldest first.
+pub async fn list_repositories(pool: &PgPool) -> Result<Vec<Repository>, sqlx::Error> {
+    timed(
+        "list_repositories",
+        sqlx::query_as(
+            "SELECT id, owner, name, created_at, polled_at FROM repositories ORDER BY id",
+        )
+        .fetch_all(pool),
+    )
+    .await
+}
+
+/// One repository.
+pub async fn get_repository(pool: &PgPool, id: i64) -> Result<Option<Repository>, sqlx::Error> {
+    timed(
+        "get_repository",
+        sqlx::query_as(
+            "SELECT id, owner, name, created_at, polled_at FROM repositories WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool),
+    )
+    .await
+}
+
+/// A repository's pull requests, newest first.
+pub async fn list_pull_requests(
+    pool: &PgPool,
+    repository_id: i64,
+) -> Result<Vec<PullRequest>, sqlx::Error> {
+    timed(
+        "list_pull_requests",
+        sqlx::query_as(
+            "SELECT number, title, author, state, draft, url, created_at, updated_at
+             FROM pull_requests WHERE repository_id = $1 ORDER BY number DESC",
+        )
+        .bind(repository_id)
+        .fetch_all(pool),
+    )
+    .await
+}
+
+/// `SELECT 1`, for `/ready`.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    timed("ping", sqlx::query("SELECT 1").execute(pool))
+        .await
+        .map(drop)
+}
+
+/// A pull request as the provider reports it, to be stored.
+#[derive(Debug, Clone)]
+pub struct NewPullRequest {
+    pub number: i32,
+    pub title: String,
+    pub author: String,
+    pub state: String,
+    pub draft: bool,
+    pub url: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Stores one polled page of pull requests and marks the repository polled, in one transaction,
+/// so a reader never sees half a poll. Re-running a poll (a retried job) updates in place.
+pub async fn store_poll(
+    pool: &PgPool,
+    repository_id: i64,
+    pull_requests: &[NewPullRequest],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for pr in pull_requests {
+        timed(
+            "upsert_pull_request",
+            sqlx::query(
+                "INSERT INTO pull_requests
+                   (repository_id, number, title, author, state, draft, url, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (repository_id, number) DO UPDATE SET
+                   title = EXCLUDED.title, author = EXCLUDED.author, state = EXCLUDED.state,
+                   draft = EXCLUDED.draft, url = EXCLUDED.url, updated_at = EXCLUDED.updated_at,
+                   fetched_at = now()",
+            )
+            .bind(repository_id)
+            .bind(pr.number)
+            .bind(&pr.title)
+            .bind(&pr.author)
+            .bind(&pr.state)
+            .bind(pr.draft)
+            .bind(&pr.url)
+            .bind(pr.created_at)
+            .bind(pr.updated_at)
+            .execute(&mut *tx),
+        )
+        .await?;
+    }
+    timed(
+        "mark_polled",
+        sqlx::query("UPDATE repositories SET polled_at = now() WHERE id = $1")
+            .bind(repository_id)
+            .execute(&mut *tx),
+    )
+    .await?;
+    tx.commit().await
+}

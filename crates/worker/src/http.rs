@@ -1,0 +1,28 @@
+//! The worker's own small HTTP server: `/health` for probes, `/metrics` for Prometheus.
+
+use axum::{Json, Router, routing::get};
+use serde_json::json;
+
+/// The router, apart from the socket so tests can call it.
+pub(crate) fn app() -> Router {
+    let prometheus = telemetry::prometheus_handle();
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        )
+}
+
+/// Serves [`app`] until `shutdown` resolves.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Err(err) = axum::serve(listener, app())
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %err, "the metrics listener failed");
+    }
+}

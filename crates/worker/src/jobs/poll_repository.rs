@@ -1,0 +1,78 @@
+//! `poll_repository`: fetch a repository's open pull requests from the provider and store them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId};
+use tracing::Instrument as _;
+
+use super::JobError;
+use crate::Context;
+
+/// The apalis handler. Failed attempts are retried by the queue (with a growing delay) until
+/// `JOB_MAX_ATTEMPTS`; the last failure aborts the job, which the queue keeps in its dead set.
+pub(crate) async fn handle(
+    job: jobs::PollRepository,
+    attempt: Attempt,
+    task_id: TaskId,
+    context: Data<Arc<Context>>,
+) -> Result<(), BoxDynError> {
+    let attempt = attempt.current().max(1);
+    let span = tracing::info_span!(
+        "poll_repository",
+        job_id = %task_id,
+        attempt,
+        repository_id = job.repository_id,
+    );
+    let started = Instant::now();
+    metrics::gauge!("worker_jobs_active", "job_type" => jobs::POLL_REPOSITORY).increment(1.0);
+    let result = run(&context, &job)
+        .instrument(span.clone())
+        .await
+        .map_err(|source| {
+            if attempt >= context.max_attempts {
+                JobError::GiveUp {
+                    attempts: attempt,
+                    source,
+                }
+            } else {
+                JobError::Retry(source)
+            }
+        });
+    metrics::gauge!("worker_jobs_active", "job_type" => jobs::POLL_REPOSITORY).decrement(1.0);
+    let status = match &result {
+        Ok(()) => "success",
+        Err(JobError::Retry(_)) => "retry",
+        Err(JobError::GiveUp { .. }) => "failed",
+    };
+    metrics::counter!("worker_jobs_total", "job_type" => jobs::POLL_REPOSITORY, "status" => status)
+        .increment(1);
+    metrics::histogram!("worker_job_duration_seconds", "job_type" => jobs::POLL_REPOSITORY, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+
+    let _entered = span.enter();
+    match result {
+        Ok(()) => {
+            tracing::info!(status, "job finished");
+            Ok(())
+        }
+        Err(err @ JobError::Retry(_)) => {
+            tracing::warn!(status, error = %err, max_attempts = context.max_attempts, "job attempt failed; it will be retried");
+            Err(err.into())
+        }
+        Err(err @ JobError::GiveUp { .. }) => {
+            tracing::error!(status, error = %err, "job failed; kept in the dead set");
+            Err(Box::new(AbortError::new(err)))
+        }
+    }
+}
+
+async fn run(context: &Context, job: &jobs::PollRepository) -> anyhow::Result<()> {
+    let pull_requests = context
+        .provider
+        .pull_requests(&job.owner, &job.name)
+        .await?;
+    store::store_poll(&context.db, job.repository_id, &pull_requests).await?;
+    tracing::info!(pull_requests = pull_requests.len(), "pull requests stored");
+    Ok(())
+}

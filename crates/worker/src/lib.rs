@@ -1,0 +1,189 @@
+//! `ampel-worker`: runs the jobs the api enqueues on Redis.
+//!
+//! ```text
+//! DATABASE_URL=postgres://ampel:ampel@127.0.0.1:5432/ampel REDIS_URL=redis://127.0.0.1:6379 cargo run -p ampel-worker
+//! ```
+//!
+//! Layout: [`run`] wires everything and runs until its shutdown future resolves; `jobs/` has one
+//! file per job kind; `provider.rs` is the Git provider's HTTP client; `http.rs` serves
+//! `/health` and `/metrics` on the worker's own port.
+//!
+//! Each job carries the trace context of the request that enqueued it: the job's span is a child
+//! of the api's request span, and the provider call a child of the job's, so one trace runs
+//! api -> queue -> worker -> provider.
+
+mod http;
+mod jobs;
+pub mod provider;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use apalis::layers::tracing::{ContextualTaskSpan, TraceLayer};
+use apalis::prelude::{WorkerBuilder, WorkerBuilderExt as _};
+
+/// How often the queue depth is read from Redis for `worker_queue_depth`.
+const DEPTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Settings read from the environment; see the configuration table in README.md.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `WORKER_LISTEN_ADDR`, default `127.0.0.1:8081`: `/health` and `/metrics`.
+    pub listen_addr: SocketAddr,
+    /// `DATABASE_URL`, required.
+    pub database_url: String,
+    /// `REDIS_URL`, required.
+    pub redis_url: String,
+    /// `JOB_QUEUE`, default `ampel:poll_repository`.
+    pub queue: String,
+    /// `PROVIDER_BASE_URL`, default `https://api.github.com`.
+    pub provider_base_url: String,
+    /// `PROVIDER_TOKEN`, optional; sent as a bearer token, never logged.
+    pub provider_token: Option<String>,
+    /// `JOB_MAX_ATTEMPTS`, default 3: attempts before a job is given up and kept as failed.
+    pub max_attempts: usize,
+    /// `WORKER_CONCURRENCY`, default 4: jobs run at once.
+    pub concurrency: usize,
+}
+
+impl Config {
+    /// Reads the settings.
+    ///
+    /// # Errors
+    /// When a required variable is missing or a value does not parse; the message names it.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+        };
+        let required = |name: &str, example: &str| {
+            var(name).with_context(|| {
+                format!("{name} is not set: export {name}={example} (or run the stack with `cargo xtask obs-up`)")
+            })
+        };
+        let number = |name: &str, default: usize| -> anyhow::Result<usize> {
+            var(name).map_or(Ok(default), |value| {
+                value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{name}={value:?} must be a whole number above 0"))
+            })
+        };
+        let listen_addr = var("WORKER_LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8081".into());
+        Ok(Self {
+            listen_addr: listen_addr.parse().with_context(|| {
+                format!("WORKER_LISTEN_ADDR={listen_addr:?} is not an address like 0.0.0.0:8081")
+            })?,
+            database_url: required(
+                "DATABASE_URL",
+                "postgres://ampel:ampel@127.0.0.1:5432/ampel",
+            )?,
+            redis_url: required("REDIS_URL", "redis://127.0.0.1:6379")?,
+            queue: ::jobs::queue_name(),
+            provider_base_url: var("PROVIDER_BASE_URL")
+                .unwrap_or_else(|| "https://api.github.com".into()),
+            provider_token: var("PROVIDER_TOKEN"),
+            max_attempts: number("JOB_MAX_ATTEMPTS", 3)?,
+            concurrency: number("WORKER_CONCURRENCY", 4)?,
+        })
+    }
+}
+
+/// What every job handler can reach.
+pub(crate) struct Context {
+    pub(crate) db: store::PgPool,
+    pub(crate) provider: provider::Provider,
+    pub(crate) max_attempts: usize,
+}
+
+/// Runs the worker until `shutdown` resolves: stops taking jobs, lets running ones finish, then
+/// returns. Jobs still running when the process dies are re-queued by the next worker's
+/// heartbeat check (see `jobs::HEARTBEAT_INTERVAL`).
+///
+/// # Errors
+/// When a dependency cannot be reached at start-up or the listener cannot bind.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = store::pool(&config.database_url)?;
+    let (queue, mut redis) = ::jobs::open(&config.redis_url, &config.queue).await?;
+    let provider =
+        provider::Provider::new(&config.provider_base_url, config.provider_token.clone())?;
+    let context = Arc::new(Context {
+        db,
+        provider,
+        max_attempts: config.max_attempts,
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "bind {}: is another process using it? set WORKER_LISTEN_ADDR",
+                config.listen_addr
+            )
+        })?;
+    tracing::info!(addr = %config.listen_addr, queue = config.queue, "listening");
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(http::serve(listener, async {
+        let _ = http_stopped.await;
+    }));
+
+    let depth_queue = config.queue.clone();
+    let depth = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(DEPTH_INTERVAL);
+        loop {
+            tick.tick().await;
+            match ::jobs::depth(&mut redis, &depth_queue).await {
+                Ok(depth) => {
+                    for (state, count) in [
+                        ("pending", depth.pending),
+                        ("scheduled", depth.scheduled),
+                        ("failed", depth.failed),
+                    ] {
+                        metrics::gauge!("worker_queue_depth", "queue" => depth_queue.clone(), "state" => state)
+                            .set(count as f64);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = format!("{err:#}"), "cannot read the queue depth")
+                }
+            }
+        }
+    });
+
+    // A worker's name must be unique per process: apalis recovers a dead worker's jobs by its
+    // missed heartbeats, and a reused name would keep a dead worker looking alive.
+    let name = format!("ampel-worker-{}-{}", hostname(), std::process::id());
+    let worker = WorkerBuilder::new(name)
+        .backend(queue)
+        .layer(
+            TraceLayer::new().make_span_with(ContextualTaskSpan::new().level(tracing::Level::INFO)),
+        )
+        .concurrency(config.concurrency)
+        .data(context)
+        .build(jobs::poll_repository::handle);
+    let result = worker
+        .run_until(async move {
+            shutdown.await;
+            tracing::info!("no new jobs; waiting for running ones");
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .context("the job worker stopped with an error");
+    depth.abort();
+    let _ = stop_http.send(());
+    let _ = http.await;
+    result
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}

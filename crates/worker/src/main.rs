@@ -1,0 +1,16 @@
+//! The `ampel-worker` binary.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let telemetry = telemetry::init("ampel-worker")?;
+    let result = match ampel_worker::Config::from_env() {
+        Ok(config) => ampel_worker::run(config, telemetry::shutdown_signal()).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = &result {
+        tracing::error!(error = format!("{err:#}"), "ampel-worker stopped");
+    }
+    // Flush after the last job finished, so its spans and logs are exported.
+    telemetry.shutdown();
+    result
+}
