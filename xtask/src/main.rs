@@ -1,1 +1,24 @@
-fn main() {}
+//! `cargo xtask`: the workspace's automation, in Rust, needing only cargo.
+//!
+//! ```text
+//! cargo xtask --help
+//! ```
+//!
+//! `main` parses the flags (all in `flags.rs`), moves to the workspace root and runs one command;
+//! each command lives in the module named after it. `compose.rs` reads `compose/`, the one
+//! source of truth for service names, images and ports.
+
+mod compose;
+mod flags;
+mod test;
+mod util;
+
+use clap::Parser as _;
+
+fn main() -> anyhow::Result<()> {
+    let flags = flags::Xtask::parse();
+    std::env::set_current_dir(util::project_root())?;
+    match flags.command {
+        flags::Command::Test(cmd) => cmd.run(),
+    }
+}

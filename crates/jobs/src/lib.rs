@@ -107,23 +107,35 @@ pub struct Depth {
 }
 
 /// Reads the queue's depth. The key names are apalis-redis' own, taken from its `Config`.
+/// apalis-redis parks every new job in its scheduled set until its run time (now, for a fresh
+/// job), so jobs due there count as pending and only future ones as scheduled.
 ///
 /// # Errors
 /// When Redis does not answer.
 pub async fn depth(conn: &mut ConnectionManager, queue: &str) -> anyhow::Result<Depth> {
     let config = config(queue);
-    let (pending, scheduled, failed): (u64, u64, u64) = redis::pipe()
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default();
+    let (active, due, scheduled, failed): (u64, u64, u64, u64) = redis::pipe()
         .cmd("LLEN")
         .arg(config.active_jobs_list())
-        .cmd("ZCARD")
+        .cmd("ZCOUNT")
         .arg(config.scheduled_jobs_set())
+        .arg("-inf")
+        .arg(now)
+        .cmd("ZCOUNT")
+        .arg(config.scheduled_jobs_set())
+        .arg(format!("({now}"))
+        .arg("+inf")
         .cmd("SCARD")
         .arg(config.dead_jobs_set())
         .query_async(conn)
         .await
         .context("read the queue depth from Redis")?;
     Ok(Depth {
-        pending,
+        pending: active + due,
         scheduled,
         failed,
     })

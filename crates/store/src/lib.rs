@@ -212,3 +212,44 @@ pub async fn store_poll(
     .await?;
     tx.commit().await
 }
+
+/// Helpers for tests that need a database of their own.
+#[cfg(feature = "test-support")]
+pub mod testing {
+    use anyhow::Context as _;
+    use sqlx::{Connection as _, Executor as _, PgConnection};
+
+    /// Creates an empty, migrated database named `ampel_test_<random>` next to the one
+    /// `base_url` names, and returns its pool and URL. Tests run in parallel, each with its own.
+    ///
+    /// # Errors
+    /// When PostgreSQL at `base_url` cannot be reached or refuses `CREATE DATABASE`.
+    pub async fn fresh_database(base_url: &str) -> anyhow::Result<(super::PgPool, String)> {
+        let name = format!("ampel_test_{}", uuid_like());
+        let mut admin = PgConnection::connect(base_url)
+            .await
+            .with_context(|| format!("connect to {}: start PostgreSQL with `bash .ci/services.sh`, or set DATABASE_URL", telemetry::redacted(base_url)))?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .await
+            .context("create the test database")?;
+        let Some((server, database)) = base_url.rsplit_once('/').filter(|(server, _)| server.contains("://") && !server.ends_with('/')) else {
+            anyhow::bail!("DATABASE_URL must name a database, like postgres://ampel:ampel@127.0.0.1:5432/ampel");
+        };
+        let options = database.find('?').map_or("", |start| &database[start..]);
+        let url = format!("{server}/{name}{options}");
+        let pool = super::pool(&url)?;
+        super::migrate(&pool).await?;
+        Ok((pool, url))
+    }
+
+    fn uuid_like() -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or_default();
+        format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+    }
+}

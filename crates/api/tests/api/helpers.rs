@@ -1,0 +1,93 @@
+//! `spawn_app()`: the real router on a real socket, with its own database and queue.
+
+use std::net::SocketAddr;
+use std::sync::Once;
+
+use ampel_api::AppState;
+
+/// A running api and what a test needs to talk to it and look behind it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub queue: String,
+    pub redis: redis::aio::ConnectionManager,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/repositories` and the new repository's id.
+    pub async fn create_repository(&self, owner: &str, name: &str) -> i64 {
+        let response = self
+            .client
+            .post(self.url("/api/repositories"))
+            .json(&serde_json::json!({ "owner": owner, "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["id"].as_i64().unwrap()
+    }
+}
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start PostgreSQL and Redis with `bash .ci/services.sh` and export DATABASE_URL=postgres://ampel:ampel@127.0.0.1:5432/ampel REDIS_URL=redis://127.0.0.1:6379 (or run `cargo xtask test`)")
+    })
+}
+
+/// Telemetry is process-wide: install it once, logs to a sink unless `TEST_LOG` is set.
+fn init_telemetry() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let guard = if std::env::var_os("TEST_LOG").is_some() {
+            telemetry::init_with_writer("ampel-api-test", std::io::stdout)
+        } else {
+            telemetry::init_with_writer("ampel-api-test", std::io::sink)
+        };
+        // The guard lives as long as the test process.
+        std::mem::forget(guard.expect("install telemetry"));
+    });
+}
+
+/// Starts the api on `127.0.0.1:0` with a fresh database and a queue of its own.
+pub async fn spawn_app() -> TestApp {
+    let (db, _url) = store::testing::fresh_database(&env("DATABASE_URL")).await.unwrap();
+    spawn_app_with(db).await
+}
+
+/// As [`spawn_app`], with a given pool (e.g. one that cannot connect).
+pub async fn spawn_app_with(db: store::PgPool) -> TestApp {
+    init_telemetry();
+    let queue = format!("ampel-test:{}", uuid::Uuid::new_v4());
+    let (jobs_queue, redis) = jobs::open(&env("REDIS_URL"), &queue).await.unwrap();
+    let app = ampel_api::app(AppState {
+        db,
+        queue: jobs_queue,
+        redis: redis.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ampel_api::serve(listener, app, std::future::pending()));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        queue,
+        redis,
+    }
+}

@@ -1,0 +1,60 @@
+//! `/metrics`: the request series by matched route, and bounded cardinality.
+
+use crate::helpers::spawn_app;
+
+/// The poll request shows up keyed by its route template, method and status.
+#[tokio::test]
+async fn request_series_are_keyed_by_route_template() {
+    let app = spawn_app().await;
+    let id = app.create_repository("serde-rs", "serde").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/repositories/{id}/poll")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    let metrics = app.metrics().await;
+    for series in [
+        r#"axum_http_requests_total{method="POST",status="202",endpoint="/api/repositories/{id}/poll"}"#,
+        r#"axum_http_requests_duration_seconds_bucket{method="POST",status="201",endpoint="/api/repositories",le="0.005"}"#,
+        r#"api_jobs_enqueued_total{job_type="poll_repository"}"#,
+        r#"db_query_duration_seconds_count{operation="insert_repository"}"#,
+        r#"ampel_build_info{service="ampel-api-test""#,
+    ] {
+        assert!(metrics.contains(series), "missing {series} in\n{metrics}");
+    }
+    assert!(!metrics.contains(&format!("/api/repositories/{id}/poll")), "raw path leaked into a label");
+    assert!(!metrics.contains(r#"endpoint="/health""#), "/health must not be metered");
+}
+
+/// 500 distinct unknown paths add no series: they all share `endpoint="unmatched"`.
+#[tokio::test]
+async fn unknown_paths_do_not_create_series() {
+    let app = spawn_app().await;
+    for n in 0..500 {
+        let response = app.client.get(app.url(&format!("/scan/{n}/wp-login.php"))).send().await.unwrap();
+        assert_eq!(response.status(), 404);
+    }
+    let metrics = app.metrics().await;
+    let endpoints: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("axum_http_requests_total"))
+        .filter_map(|line| line.split("endpoint=\"").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(endpoints.contains(ampel_api::UNMATCHED_ENDPOINT), "{endpoints:?}");
+    for endpoint in &endpoints {
+        assert!(
+            *endpoint == ampel_api::UNMATCHED_ENDPOINT || endpoint.starts_with("/api/"),
+            "a raw path became a series: {endpoint}"
+        );
+    }
+    let unmatched: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("axum_http_requests_total") && line.contains(r#"endpoint="unmatched""#))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(unmatched >= 500.0, "{unmatched}");
+}
