@@ -226,15 +226,23 @@ pub mod testing {
     /// When PostgreSQL at `base_url` cannot be reached or refuses `CREATE DATABASE`.
     pub async fn fresh_database(base_url: &str) -> anyhow::Result<(super::PgPool, String)> {
         let name = format!("ampel_test_{}", uuid_like());
-        let mut admin = PgConnection::connect(base_url)
-            .await
-            .with_context(|| format!("connect to {}: start PostgreSQL with `bash .ci/services.sh`, or set DATABASE_URL", telemetry::redacted(base_url)))?;
+        let mut admin = PgConnection::connect(base_url).await.with_context(|| {
+            format!(
+                "connect to {}: start PostgreSQL with `bash .ci/services.sh`, or set DATABASE_URL",
+                telemetry::redacted(base_url)
+            )
+        })?;
         admin
             .execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
             .await
             .context("create the test database")?;
-        let Some((server, database)) = base_url.rsplit_once('/').filter(|(server, _)| server.contains("://") && !server.ends_with('/')) else {
-            anyhow::bail!("DATABASE_URL must name a database, like postgres://ampel:ampel@127.0.0.1:5432/ampel");
+        let Some((server, database)) = base_url
+            .rsplit_once('/')
+            .filter(|(server, _)| server.contains("://") && !server.ends_with('/'))
+        else {
+            anyhow::bail!(
+                "DATABASE_URL must name a database, like postgres://ampel:ampel@127.0.0.1:5432/ampel"
+            );
         };
         let options = database.find('?').map_or("", |start| &database[start..]);
         let url = format!("{server}/{name}{options}");
@@ -250,6 +258,11 @@ pub mod testing {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_nanos())
             .unwrap_or_default();
-        format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}_{}_{}",
+            std::process::id(),
+            nanos,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }

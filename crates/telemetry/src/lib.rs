@@ -16,7 +16,7 @@
 //! - **Metrics**: one Prometheus recorder per process (`metrics.rs`), rendered by each binary's
 //!   `/metrics` route. axum-prometheus and our own `metrics::*!` calls share it.
 //!
-//! Configuration comes only from the standard environment variables: `RUST_LOG` (default `info`),
+//! Configuration comes only from the standard environment variables: `RUST_LOG` (default [`DEFAULT_FILTER`]),
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_ENDPOINT`,
 //! `OTEL_EXPORTER_OTLP_{TRACES,LOGS}_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or
 //! `http/protobuf`), `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`, `OTEL_BLRP_*`, `OTEL_SDK_DISABLED`.
@@ -41,7 +41,10 @@ use tracing_subscriber::{
 };
 
 pub use crate::json::JsonFormat;
-pub use crate::metrics::{DURATION_BUCKETS, JOB_BUCKETS, VITALS_BUCKETS, prometheus_handle};
+pub use crate::metrics::{
+    DURATION_BUCKETS, DocumentedMetric, JOB_BUCKETS, METRICS_DOC, VITALS_BUCKETS,
+    documented_metrics, missing_from_scrape, prometheus_handle,
+};
 pub use crate::otlp::Exporters;
 pub use crate::shutdown::shutdown_signal;
 
@@ -155,14 +158,18 @@ where
         .with_writer(writer)
 }
 
-/// `RUST_LOG`, or `info` when unset. A malformed value is an error, not a silent default: a typo
+/// What `RUST_LOG` defaults to: our events at info, the OpenTelemetry SDK's chatter only when
+/// it warns.
+pub const DEFAULT_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn";
+
+/// `RUST_LOG`, or [`DEFAULT_FILTER`] when unset. A malformed value is an error, not a silent default: a typo
 /// in production would otherwise hide the logs someone asked for.
 fn env_filter() -> anyhow::Result<EnvFilter> {
     match std::env::var("RUST_LOG") {
         Ok(value) if !value.trim().is_empty() => EnvFilter::builder()
             .parse(&value)
             .with_context(|| format!("RUST_LOG={value:?} is not a valid filter: see https://docs.rs/tracing-subscriber/latest/tracing_subscriber/filter/struct.EnvFilter.html")),
-        _ => Ok(EnvFilter::new("info")),
+        _ => Ok(EnvFilter::new(DEFAULT_FILTER)),
     }
 }
 

@@ -75,3 +75,104 @@ pub(crate) fn describe_build_info(service: &'static str) {
     metrics::gauge!("ampel_build_info", "service" => service, "version" => env!("CARGO_PKG_VERSION"))
         .set(1.0);
 }
+
+/// `docs/metrics.md`, the list of every metric the binaries export: the contract that
+/// dashboards, alerts and tests are checked against.
+pub const METRICS_DOC: &str = include_str!("../../../docs/metrics.md");
+
+/// One row of [`METRICS_DOC`]'s table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentedMetric {
+    /// The family name, e.g. `worker_jobs_total`.
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: String,
+    /// The binaries that export it (`api`, `worker`).
+    pub binaries: Vec<String>,
+}
+
+/// The metrics [`METRICS_DOC`] lists for `binary` (`api` or `worker`).
+#[must_use]
+pub fn documented_metrics(binary: &str) -> Vec<DocumentedMetric> {
+    METRICS_DOC
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // | `name` | type | labels | binary | meaning |
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some(DocumentedMetric {
+                name: name.to_owned(),
+                kind: (*cells.get(2)?).to_owned(),
+                binaries: cells
+                    .get(4)?
+                    .split(',')
+                    .map(|b| b.trim().to_owned())
+                    .collect(),
+            })
+        })
+        .filter(|metric| metric.binaries.iter().any(|b| b == binary))
+        .collect()
+}
+
+/// The documented families for `binary` that a `/metrics` scrape lacks (histograms are looked
+/// for by their `_bucket` series).
+#[must_use]
+pub fn missing_from_scrape(binary: &str, scrape: &str) -> Vec<String> {
+    let present: std::collections::HashSet<&str> = scrape
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .collect();
+    documented_metrics(binary)
+        .into_iter()
+        .filter(|metric| {
+            let series = if metric.kind == "histogram" {
+                format!("{}_bucket", metric.name)
+            } else {
+                metric.name.clone()
+            };
+            !present.contains(series.as_str())
+        })
+        .map(|metric| metric.name)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The document lists both binaries' families, with a type for each.
+    #[test]
+    fn the_metric_list_parses() {
+        let api = super::documented_metrics("api");
+        let worker = super::documented_metrics("worker");
+        assert!(
+            api.iter().any(|m| m.name == "axum_http_requests_total"),
+            "{api:?}"
+        );
+        assert!(
+            worker
+                .iter()
+                .any(|m| m.name == "worker_jobs_total" && m.kind == "counter"),
+            "{worker:?}"
+        );
+        assert!(
+            api.iter()
+                .chain(&worker)
+                .all(|m| ["counter", "gauge", "histogram"].contains(&m.kind.as_str()))
+        );
+    }
+
+    /// A scrape missing a documented family is reported; a complete one is not.
+    #[test]
+    fn missing_families_are_reported() {
+        let scrape = "worker_jobs_total{status=\"success\"} 1\n";
+        let missing = super::missing_from_scrape("worker", scrape);
+        assert!(
+            !missing.contains(&"worker_jobs_total".to_owned()),
+            "{missing:?}"
+        );
+        assert!(
+            missing.contains(&"worker_job_duration_seconds".to_owned()),
+            "{missing:?}"
+        );
+    }
+}

@@ -67,7 +67,9 @@ fn init_telemetry() {
 
 /// Starts the api on `127.0.0.1:0` with a fresh database and a queue of its own.
 pub async fn spawn_app() -> TestApp {
-    let (db, _url) = store::testing::fresh_database(&env("DATABASE_URL")).await.unwrap();
+    let (db, _url) = store::testing::fresh_database(&env("DATABASE_URL"))
+        .await
+        .unwrap();
     spawn_app_with(db).await
 }
 

@@ -5,12 +5,18 @@ use crate::helpers::spawn_app;
 async fn assert_json_error(response: reqwest::Response, status: u16) -> serde_json::Value {
     assert_eq!(response.status(), status);
     assert!(
-        response.headers()["content-type"].to_str().unwrap().starts_with("application/json"),
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
         "{:?}",
         response.headers()
     );
     let body: serde_json::Value = response.json().await.unwrap();
-    assert!(body["error"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(
+        body["error"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
     body
 }
 
@@ -44,7 +50,10 @@ async fn bad_input_gets_json_4xx_and_the_service_keeps_serving() {
     let body = assert_json_error(unknown_vital, 422).await;
     assert!(body["detail"].as_str().unwrap().contains("FID"), "{body}");
 
-    let huge = format!("{{\"owner\": \"{}\", \"name\": \"x\"}}", "a".repeat(2 * 1024 * 1024));
+    let huge = format!(
+        "{{\"owner\": \"{}\", \"name\": \"x\"}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
     let too_large = post("/api/repositories")
         .header("content-type", "application/json")
         .body(huge)
@@ -53,10 +62,20 @@ async fn bad_input_gets_json_4xx_and_the_service_keeps_serving() {
         .unwrap();
     assert_json_error(too_large, 413).await;
 
-    let bad_id = app.client.get(app.url("/api/repositories/abc")).send().await.unwrap();
+    let bad_id = app
+        .client
+        .get(app.url("/api/repositories/abc"))
+        .send()
+        .await
+        .unwrap();
     assert_json_error(bad_id, 400).await;
 
-    let unknown_route = app.client.get(app.url("/no/such/route")).send().await.unwrap();
+    let unknown_route = app
+        .client
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
     assert_json_error(unknown_route, 404).await;
 
     let health = app.client.get(app.url("/health")).send().await.unwrap();

@@ -2,11 +2,20 @@
 
 use crate::helpers::spawn_app;
 
-/// The poll request shows up keyed by its route template, method and status.
+/// The poll request shows up keyed by its route template, method and status, and every family
+/// docs/metrics.md lists for the api is in the scrape.
 #[tokio::test]
 async fn request_series_are_keyed_by_route_template() {
     let app = spawn_app().await;
     let id = app.create_repository("serde-rs", "serde").await;
+    let beacon = app
+        .client
+        .post(app.url("/api/vitals"))
+        .json(&serde_json::json!({ "name": "CLS", "value": 0.05, "rating": "good" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beacon.status(), 204);
     let response = app
         .client
         .post(app.url(&format!("/api/repositories/{id}/poll")))
@@ -25,8 +34,19 @@ async fn request_series_are_keyed_by_route_template() {
     ] {
         assert!(metrics.contains(series), "missing {series} in\n{metrics}");
     }
-    assert!(!metrics.contains(&format!("/api/repositories/{id}/poll")), "raw path leaked into a label");
-    assert!(!metrics.contains(r#"endpoint="/health""#), "/health must not be metered");
+    assert!(
+        !metrics.contains(&format!("/api/repositories/{id}/poll")),
+        "raw path leaked into a label"
+    );
+    let missing = telemetry::missing_from_scrape("api", &metrics);
+    assert!(
+        missing.is_empty(),
+        "docs/metrics.md lists {missing:?} for the api, but /metrics lacks them"
+    );
+    assert!(
+        !metrics.contains(r#"endpoint="/health""#),
+        "/health must not be metered"
+    );
 }
 
 /// 500 distinct unknown paths add no series: they all share `endpoint="unmatched"`.
@@ -34,7 +54,12 @@ async fn request_series_are_keyed_by_route_template() {
 async fn unknown_paths_do_not_create_series() {
     let app = spawn_app().await;
     for n in 0..500 {
-        let response = app.client.get(app.url(&format!("/scan/{n}/wp-login.php"))).send().await.unwrap();
+        let response = app
+            .client
+            .get(app.url(&format!("/scan/{n}/wp-login.php")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 404);
     }
     let metrics = app.metrics().await;
@@ -44,16 +69,27 @@ async fn unknown_paths_do_not_create_series() {
         .filter_map(|line| line.split("endpoint=\"").nth(1))
         .filter_map(|rest| rest.split('"').next())
         .collect();
-    assert!(endpoints.contains(ampel_api::UNMATCHED_ENDPOINT), "{endpoints:?}");
-    for endpoint in &endpoints {
-        assert!(
-            *endpoint == ampel_api::UNMATCHED_ENDPOINT || endpoint.starts_with("/api/"),
-            "a raw path became a series: {endpoint}"
-        );
-    }
+    assert!(
+        endpoints.contains(ampel_api::UNMATCHED_ENDPOINT),
+        "{endpoints:?}"
+    );
+    let raw: Vec<&&str> = endpoints
+        .iter()
+        .filter(|endpoint| {
+            **endpoint != ampel_api::UNMATCHED_ENDPOINT && !endpoint.starts_with("/api/")
+        })
+        .collect();
+    assert!(
+        raw.is_empty(),
+        "{} raw paths became series, e.g. {:?}",
+        raw.len(),
+        &raw[..raw.len().min(3)]
+    );
     let unmatched: f64 = metrics
         .lines()
-        .filter(|line| line.starts_with("axum_http_requests_total") && line.contains(r#"endpoint="unmatched""#))
+        .filter(|line| {
+            line.starts_with("axum_http_requests_total") && line.contains(r#"endpoint="unmatched""#)
+        })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(unmatched >= 500.0, "{unmatched}");

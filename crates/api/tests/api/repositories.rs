@@ -8,13 +8,31 @@ async fn repositories_are_created_listed_and_fetched() {
     let app = spawn_app().await;
     let id = app.create_repository("rust-lang", "rust").await;
 
-    let list: serde_json::Value = app.client.get(app.url("/api/repositories")).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = app
+        .client
+        .get(app.url("/api/repositories"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["owner"], "rust-lang");
 
-    let one = app.client.get(app.url(&format!("/api/repositories/{id}"))).send().await.unwrap();
+    let one = app
+        .client
+        .get(app.url(&format!("/api/repositories/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(one.status(), 200);
-    let missing = app.client.get(app.url("/api/repositories/999999")).send().await.unwrap();
+    let missing = app
+        .client
+        .get(app.url("/api/repositories/999999"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 
     let again = app
@@ -48,18 +66,29 @@ async fn poll_enqueues_a_job_and_returns_its_trace_id() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let traceparent = response.headers()["traceparent"].to_str().unwrap().to_owned();
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: serde_json::Value = response.json().await.unwrap();
     let trace_id = body["trace_id"].as_str().unwrap();
     assert_eq!(trace_id.len(), 32);
     assert_ne!(trace_id, "0".repeat(32));
-    assert!(traceparent.contains(trace_id), "{traceparent} vs {trace_id}");
+    assert!(
+        traceparent.contains(trace_id),
+        "{traceparent} vs {trace_id}"
+    );
     assert!(!body["job_id"].as_str().unwrap().is_empty());
 
     let depth = jobs::depth(&mut app.redis, &app.queue).await.unwrap();
     assert_eq!(depth.pending, 1, "{depth:?}");
 
-    let missing = app.client.post(app.url("/api/repositories/424242/poll")).send().await.unwrap();
+    let missing = app
+        .client
+        .post(app.url("/api/repositories/424242/poll"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 }
 
@@ -80,5 +109,9 @@ async fn ready_names_the_dependency_that_is_down() {
     assert!(detail.starts_with("postgres:"), "{body}");
     assert!(!detail.contains("redis"), "{body}");
     let health = app.client.get(app.url("/health")).send().await.unwrap();
-    assert_eq!(health.status(), 200, "liveness must not depend on the database");
+    assert_eq!(
+        health.status(),
+        200,
+        "liveness must not depend on the database"
+    );
 }

@@ -50,18 +50,20 @@ pub(crate) async fn handle(
     metrics::histogram!("worker_job_duration_seconds", "job_type" => jobs::POLL_REPOSITORY, "status" => status)
         .record(started.elapsed().as_secs_f64());
 
+    // Log lines carry the span's ids but not its fields, so the lines that end an attempt name
+    // the job themselves.
     let _entered = span.enter();
     match result {
         Ok(()) => {
-            tracing::info!(status, "job finished");
+            tracing::info!(job_id = %task_id, status, "job finished");
             Ok(())
         }
         Err(err @ JobError::Retry(_)) => {
-            tracing::warn!(status, error = %err, max_attempts = context.max_attempts, "job attempt failed; it will be retried");
+            tracing::warn!(job_id = %task_id, status, error = %err, max_attempts = context.max_attempts, "job attempt failed; it will be retried");
             Err(err.into())
         }
         Err(err @ JobError::GiveUp { .. }) => {
-            tracing::error!(status, error = %err, "job failed; kept in the dead set");
+            tracing::error!(job_id = %task_id, status, error = %err, "job failed; kept in the dead set");
             Err(Box::new(AbortError::new(err)))
         }
     }

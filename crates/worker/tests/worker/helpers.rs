@@ -1,0 +1,274 @@
+//! A stack for one test: api (in process), worker (child process), fake provider, own database
+//! and queue.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use axum::{Json, Router, extract::State, http::HeaderMap, http::StatusCode, routing::get};
+use serde_json::{Value, json};
+
+/// How the fake provider answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// 200 with two pull requests.
+    Ok,
+    /// 500 every time.
+    Fail,
+    /// Never answers (until switched to another mode): a job stuck mid-call.
+    Hang,
+}
+
+/// The fake provider's state: its mode and what it received.
+#[derive(Clone)]
+pub struct Provider {
+    pub mode: Arc<Mutex<Mode>>,
+    pub calls: Arc<Mutex<Vec<Option<String>>>>,
+    pub url: String,
+}
+
+impl Provider {
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+    /// The `traceparent` header of every call so far.
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+async fn pulls(State(provider): State<Provider>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    provider.calls.lock().unwrap().push(traceparent);
+    loop {
+        let mode = *provider.mode.lock().unwrap();
+        match mode {
+            Mode::Ok => break,
+            Mode::Fail => {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({ "message": "boom" })),
+                );
+            }
+            Mode::Hang => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let pr = |number: i32| {
+        json!({
+            "number": number, "title": format!("Change {number}"), "user": { "login": "octocat" },
+            "state": "open", "draft": false, "html_url": format!("https://example.test/pull/{number}"),
+            "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-02T10:00:00Z"
+        })
+    };
+    (StatusCode::OK, Json(json!([pr(2), pr(1)])))
+}
+
+pub async fn spawn_provider(mode: Mode) -> Provider {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = Provider {
+        mode: Arc::new(Mutex::new(mode)),
+        calls: Arc::default(),
+        url: format!("http://{}", listener.local_addr().unwrap()),
+    };
+    let app = Router::new()
+        .route("/repos/{owner}/{repo}/pulls", get(pulls))
+        .with_state(provider.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    provider
+}
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start PostgreSQL and Redis with `bash .ci/services.sh` and export DATABASE_URL=postgres://ampel:ampel@127.0.0.1:5432/ampel REDIS_URL=redis://127.0.0.1:6379 (or run `cargo xtask test`)")
+    })
+}
+
+/// The api in this process, on its own database and queue.
+pub struct Stack {
+    pub api: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    pub queue: String,
+    pub redis: redis::aio::ConnectionManager,
+}
+
+pub async fn spawn_stack() -> Stack {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let guard = telemetry::init_with_writer("ampel-api-test", std::io::sink)
+            .expect("install telemetry");
+        std::mem::forget(guard);
+    });
+    let (db, database_url) = store::testing::fresh_database(&env("DATABASE_URL"))
+        .await
+        .unwrap();
+    let queue = format!("ampel-test:{}", uuid::Uuid::new_v4());
+    let (jobs_queue, redis) = jobs::open(&env("REDIS_URL"), &queue).await.unwrap();
+    let app = ampel_api::app(ampel_api::AppState {
+        db,
+        queue: jobs_queue,
+        redis: redis.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(ampel_api::serve(listener, app, std::future::pending()));
+    Stack {
+        api,
+        client: reqwest::Client::new(),
+        database_url,
+        queue,
+        redis,
+    }
+}
+
+impl Stack {
+    pub async fn create_repository(&self, owner: &str, name: &str) -> i64 {
+        let response = self
+            .client
+            .post(format!("{}/api/repositories", self.api))
+            .json(&json!({ "owner": owner, "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// `POST …/poll`; returns (job id, trace id).
+    pub async fn poll(&self, id: i64) -> (String, String) {
+        let response = self
+            .client
+            .post(format!("{}/api/repositories/{id}/poll", self.api))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["job_id"].as_str().unwrap().to_owned(),
+            body["trace_id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn pull_requests(&self, id: i64) -> Vec<Value> {
+        self.client
+            .get(format!("{}/api/repositories/{id}/pull-requests", self.api))
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    }
+
+    /// Starts the real `ampel-worker` binary against this stack.
+    pub fn spawn_worker(&self, provider: &Provider, max_attempts: usize) -> Worker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ampel-worker"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", env("REDIS_URL"))
+            .env("JOB_QUEUE", &self.queue)
+            .env("PROVIDER_BASE_URL", &provider.url)
+            .env("PROVIDER_TOKEN", "test-token-never-logged")
+            .env("JOB_MAX_ATTEMPTS", max_attempts.to_string())
+            .env("WORKER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ampel-worker");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Worker {
+            child,
+            lines,
+            metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+        }
+    }
+}
+
+/// A running worker process and its captured stdout.
+pub struct Worker {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+    pub metrics_url: String,
+}
+
+impl Worker {
+    /// Stdout lines that parse as JSON.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    pub fn raw_output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub async fn metrics(&self) -> String {
+        match reqwest::get(&self.metrics_url).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`
+/// and the last thing seen.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("{what}: not true after {timeout:?}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The value of the first sample line starting with `series`.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}

@@ -1,0 +1,93 @@
+//! What happens when things go wrong: a failing provider, a killed worker.
+
+use std::time::Duration;
+
+use crate::helpers::{Mode, eventually, sample, spawn_provider, spawn_stack};
+
+/// A provider that always fails: the job is retried, then given up and kept in the dead set,
+/// and the metrics say so.
+#[tokio::test]
+async fn failing_provider_leads_to_retries_and_a_kept_failed_job() {
+    let mut stack = spawn_stack().await;
+    let provider = spawn_provider(Mode::Fail).await;
+    let worker = stack.spawn_worker(&provider, 2);
+    let id = stack.create_repository("broken", "provider").await;
+    stack.poll(id).await;
+
+    let metrics = eventually("the job is given up", Duration::from_secs(30), || async {
+        let metrics = worker.metrics().await;
+        match sample(
+            &metrics,
+            r#"worker_jobs_total{job_type="poll_repository",status="failed"}"#,
+        ) {
+            Some(count) if count >= 1.0 => Ok(metrics),
+            _ => Err(format!("{metrics}\nworker said:\n{}", worker.raw_output())),
+        }
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"worker_jobs_total{job_type="poll_repository",status="retry"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(provider.traceparents().len(), 2, "one call per attempt");
+    let depth = jobs::depth(&mut stack.redis, &stack.queue).await.unwrap();
+    assert_eq!(depth.failed, 1, "the failed job is kept: {depth:?}");
+    assert_eq!(
+        depth.pending + depth.scheduled,
+        0,
+        "and not retried any more: {depth:?}"
+    );
+    assert!(stack.pull_requests(id).await.is_empty());
+}
+
+/// A worker SIGKILLed in the middle of a job loses nothing: the next worker runs the job.
+#[tokio::test]
+async fn a_job_survives_a_sigkilled_worker() {
+    let stack = spawn_stack().await;
+    let provider = spawn_provider(Mode::Hang).await;
+    let mut first = stack.spawn_worker(&provider, 3);
+    let id = stack.create_repository("killed", "mid-job").await;
+    stack.poll(id).await;
+
+    eventually(
+        "the first worker is mid-job",
+        Duration::from_secs(20),
+        || async {
+            if provider.traceparents().is_empty() {
+                Err(first.raw_output())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    first.kill();
+    provider.set_mode(Mode::Ok);
+
+    let second = stack.spawn_worker(&provider, 3);
+    let pulls = eventually(
+        "the job runs again on the next worker",
+        Duration::from_secs(60),
+        || async {
+            let pulls = stack.pull_requests(id).await;
+            if pulls.len() == 2 {
+                Ok(pulls)
+            } else {
+                Err(format!(
+                    "{pulls:?}; second worker said:\n{}",
+                    second.raw_output()
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(pulls.len(), 2);
+    assert!(
+        provider.traceparents().len() >= 2,
+        "the provider was called again"
+    );
+}
