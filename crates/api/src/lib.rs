@@ -50,7 +50,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 
 /// Routes not counted in the HTTP metrics: probes and scrapes would drown the real traffic.
-const UNMETERED: &[&str] = &["/health", "/ready", "/metrics"];
+const UNMETERED: &[&str] = &["/health", "/ready", "/version", "/metrics"];
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -92,6 +92,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/vitals", post(routes::vitals::record))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
+        .route("/version", get(routes::health::version))
         .route(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),

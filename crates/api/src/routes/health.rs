@@ -1,4 +1,4 @@
-//! Liveness and readiness probes.
+//! Liveness, readiness and version probes.
 
 use axum::{Json, extract::State};
 use serde_json::{Value, json};
@@ -9,6 +9,15 @@ use crate::{AppState, error::ApiError};
 /// api restarted in a loop.
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// `GET /version`: what is running. `GIT_COMMIT` is set by the deploy (`cargo xtask deploy fly`
+/// passes the commit it deployed), so the deploy can check that the new version answers.
+pub(crate) async fn version() -> Json<Value> {
+    static COMMIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let commit =
+        COMMIT.get_or_init(|| std::env::var("GIT_COMMIT").unwrap_or_else(|_| "unknown".into()));
+    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "commit": commit }))
 }
 
 /// `GET /ready`: PostgreSQL and Redis answer. 503 names the ones that did not.
