@@ -60,17 +60,24 @@ pub struct TelemetryGuard {
 }
 
 impl TelemetryGuard {
-    /// Flushes traces, then logs, each bounded by [`FLUSH_TIMEOUT`], and reports (to stderr, since
+    /// Flushes traces and logs side by side, each bounded by [`FLUSH_TIMEOUT`], so a hung
+    /// collector holds the process for one timeout, not one per signal. Reports (to stderr, since
     /// the log pipeline is what is being shut down) anything that failed.
     pub fn shutdown(self) {
+        let logger_provider = self.logger_provider;
+        let logs = std::thread::spawn(move || {
+            logger_provider
+                .map(|provider| provider.shutdown_with_timeout(FLUSH_TIMEOUT))
+                .transpose()
+        });
         let mut errors = Vec::new();
         if let Err(err) = self.tracer_provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
             errors.push(format!("traces: {err}"));
         }
-        if let Some(logger_provider) = self.logger_provider
-            && let Err(err) = logger_provider.shutdown_with_timeout(FLUSH_TIMEOUT)
-        {
-            errors.push(format!("logs: {err}"));
+        match logs.join() {
+            Ok(Err(err)) => errors.push(format!("logs: {err}")),
+            Ok(Ok(_)) => {}
+            Err(_) => errors.push("logs: the flush thread panicked".to_owned()),
         }
         if !errors.is_empty() {
             eprintln!("telemetry flush on shutdown failed: {}", errors.join("; "));
