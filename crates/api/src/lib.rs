@@ -21,7 +21,7 @@ use std::time::Duration;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, State},
-    http::{HeaderName, StatusCode},
+    http::{HeaderName, StatusCode, header::CONTENT_TYPE},
     response::IntoResponse,
     routing::{get, post},
 };
@@ -95,7 +95,12 @@ pub fn app(state: AppState) -> Router {
         .route("/version", get(routes::health::version))
         .route(
             "/metrics",
-            get(move || std::future::ready(prometheus.render())),
+            get(move || {
+                std::future::ready((
+                    [(CONTENT_TYPE, telemetry::PROMETHEUS_CONTENT_TYPE)],
+                    prometheus.render(),
+                ))
+            }),
         )
         .fallback(not_found)
         .with_state(state)

@@ -34,14 +34,27 @@ pub fn pool(url: &str) -> anyhow::Result<PgPool> {
         })
 }
 
-/// Brings the schema up to date; safe to run from several processes at once (sqlx takes an
-/// advisory lock).
+/// How long start-up waits for PostgreSQL: in a compose stack the database may still be
+/// initialising when the api starts.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Brings the schema up to date, waiting up to [`STARTUP_WAIT`] for PostgreSQL to accept
+/// connections; safe to run from several processes at once (sqlx takes an advisory lock).
 ///
 /// # Errors
-/// When PostgreSQL cannot be reached or a migration fails.
+/// When PostgreSQL cannot be reached in time or a migration fails.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
+    use backon::Retryable as _;
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(3))
+        .with_total_delay(Some(STARTUP_WAIT))
+        .without_max_times();
+    (|| MIGRATOR.run(pool))
+        .retry(backoff)
+        // Only a database that is not there yet is worth waiting for; a failing migration is not.
+        .when(|err| matches!(err, sqlx::migrate::MigrateError::Execute(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)))
+        .notify(|err, delay| tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "waiting for PostgreSQL"))
         .await
         .context("run database migrations: is PostgreSQL up and DATABASE_URL right?")
 }

@@ -42,8 +42,8 @@ use tracing_subscriber::{
 
 pub use crate::json::JsonFormat;
 pub use crate::metrics::{
-    DURATION_BUCKETS, DocumentedMetric, JOB_BUCKETS, METRICS_DOC, VITALS_BUCKETS,
-    documented_metrics, missing_from_scrape, prometheus_handle,
+    DURATION_BUCKETS, DocumentedMetric, JOB_BUCKETS, METRICS_DOC, PROMETHEUS_CONTENT_TYPE,
+    VITALS_BUCKETS, documented_metrics, missing_from_scrape, prometheus_handle,
 };
 pub use crate::otlp::Exporters;
 pub use crate::shutdown::shutdown_signal;

@@ -20,6 +20,10 @@ pub const VITALS_BUCKETS: &[f64] = &[
     30.0,
 ];
 
+/// The `Content-Type` of a `/metrics` response: Prometheus 3 refuses a scrape whose type it
+/// does not recognise, and this is the classic text format's.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// How often histogram samples are folded into the rendered state, so memory stays flat between
 /// scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);

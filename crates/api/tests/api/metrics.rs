@@ -24,7 +24,13 @@ async fn request_series_are_keyed_by_route_template() {
         .unwrap();
     assert_eq!(response.status(), 202);
 
-    let metrics = app.metrics().await;
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        telemetry::PROMETHEUS_CONTENT_TYPE,
+        "Prometheus 3 refuses scrapes of an unknown type"
+    );
+    let metrics = response.text().await.unwrap();
     for series in [
         r#"axum_http_requests_total{method="POST",status="202",endpoint="/api/repositories/{id}/poll"}"#,
         r#"axum_http_requests_duration_seconds_bucket{method="POST",status="201",endpoint="/api/repositories",le="0.005"}"#,
