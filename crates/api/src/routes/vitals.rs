@@ -2,6 +2,7 @@
 
 use axum::{
     body::Bytes,
+    extract::rejection::BytesRejection,
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
 };
 use serde::Deserialize;
@@ -23,7 +24,12 @@ const RATINGS: &[&str] = &["good", "needs-improvement", "poor"];
 ///
 /// `navigator.sendBeacon` posts a string as `text/plain`, so that is accepted besides JSON.
 /// Time vitals arrive in milliseconds and are stored in seconds; CLS is a unitless score.
-pub(crate) async fn record(headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+pub(crate) async fn record(
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    // Taken as a `Result` so an oversized body gets our JSON 413, not axum's plain-text one.
+    let body = body?;
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())

@@ -61,6 +61,18 @@ async fn bad_input_gets_json_4xx_and_the_service_keeps_serving() {
         .await
         .unwrap();
     assert_json_error(too_large, 413).await;
+    // Over our 64 KiB limit but under axum's default 2 MB one: proves the limit is ours.
+    let beacon = format!(
+        "{{\"name\": \"LCP\", \"value\": 1, \"rating\": \"good\", \"pad\": \"{}\"}}",
+        "a".repeat(100 * 1024)
+    );
+    let over_limit = post("/api/vitals")
+        .header("content-type", "text/plain")
+        .body(beacon)
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(over_limit, 413).await;
 
     let bad_id = app
         .client
