@@ -91,3 +91,63 @@ async fn a_job_survives_a_sigkilled_worker() {
         "the provider was called again"
     );
 }
+
+/// SIGTERM mid-job: the worker takes no new job but finishes the running one, then exits 0.
+#[tokio::test]
+async fn sigterm_lets_the_running_job_finish() {
+    let stack = spawn_stack().await;
+    let provider = spawn_provider(Mode::Hang).await;
+    let mut worker = stack.spawn_worker(&provider, 3);
+    let id = stack.create_repository("graceful", "stop").await;
+    stack.poll(id).await;
+    eventually("the worker is mid-job", Duration::from_secs(20), || async {
+        if provider.traceparents().is_empty() {
+            Err(worker.raw_output())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+
+    let pid = worker.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually(
+        "the worker acknowledges the signal",
+        Duration::from_secs(10),
+        || async {
+            let output = worker.raw_output();
+            if output.contains("SIGTERM") {
+                Ok(())
+            } else {
+                Err(output)
+            }
+        },
+    )
+    .await;
+    provider.set_mode(Mode::Ok);
+
+    let exit = eventually(
+        "the worker exits after its job",
+        Duration::from_secs(30),
+        || {
+            let exited = match worker.child.try_wait() {
+                Ok(Some(status)) => Ok(status),
+                Ok(None) => Err("still running".to_owned()),
+                Err(err) => Err(err.to_string()),
+            };
+            std::future::ready(exited)
+        },
+    )
+    .await;
+    assert!(exit.success(), "{exit:?}\n{}", worker.raw_output());
+    assert_eq!(
+        stack.pull_requests(id).await.len(),
+        2,
+        "{}",
+        worker.raw_output()
+    );
+}
