@@ -9,6 +9,9 @@ use anyhow::Context as _;
 pub struct Config {
     /// `API_LISTEN_ADDR`, default `127.0.0.1:8080` (containers set `0.0.0.0:8080`).
     pub listen_addr: SocketAddr,
+    /// `API_METRICS_LISTEN_ADDR`, optional: serve `/metrics` there instead of on the API's port
+    /// (Fly sets it, so the public port does not expose metrics).
+    pub metrics_listen_addr: Option<SocketAddr>,
     /// `DATABASE_URL`, required.
     pub database_url: String,
     /// `REDIS_URL`, required.
@@ -29,6 +32,12 @@ impl Config {
             listen_addr: listen_addr.parse().with_context(|| {
                 format!("API_LISTEN_ADDR={listen_addr:?} is not an address like 0.0.0.0:8080")
             })?,
+            metrics_listen_addr: match std::env::var("API_METRICS_LISTEN_ADDR") {
+                Ok(addr) if !addr.trim().is_empty() => Some(addr.parse().with_context(|| {
+                    format!("API_METRICS_LISTEN_ADDR={addr:?} is not an address like 0.0.0.0:9091")
+                })?),
+                _ => None,
+            },
             database_url: required(
                 "DATABASE_URL",
                 "postgres://ampel:ampel@127.0.0.1:5432/ampel",

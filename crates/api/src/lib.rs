@@ -49,8 +49,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// scanner probing thousands of paths cannot blow up the metric cardinality.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 
-/// Routes not counted in the HTTP metrics: probes and scrapes would drown the real traffic.
-const UNMETERED: &[&str] = &["/health", "/ready", "/version", "/metrics"];
+/// Routes not counted in the HTTP metrics: probes would drown the real traffic.
+const UNMETERED: &[&str] = &["/health", "/ready", "/version"];
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -65,7 +65,8 @@ pub struct AppState {
     pub redis: redis::aio::ConnectionManager,
 }
 
-/// The whole API as a router, with its middleware; no socket, so tests can call it directly.
+/// The API and its probes as a router, with their middleware (`/metrics` is [`metrics_app`]);
+/// no socket, so tests can call it directly.
 pub fn app(state: AppState) -> Router {
     let metrics = PrometheusMetricLayerBuilder::new()
         .with_ignore_patterns(UNMETERED)
@@ -73,8 +74,6 @@ pub fn app(state: AppState) -> Router {
             UNMATCHED_ENDPOINT.to_owned()
         }))
         .build();
-    let prometheus = telemetry::prometheus_handle();
-
     Router::new()
         .route(
             "/api/repositories",
@@ -93,15 +92,6 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route("/version", get(routes::health::version))
-        .route(
-            "/metrics",
-            get(move || {
-                std::future::ready((
-                    [(CONTENT_TYPE, telemetry::PROMETHEUS_CONTENT_TYPE)],
-                    prometheus.render(),
-                ))
-            }),
-        )
         .fallback(not_found)
         .with_state(state)
         .layer(
@@ -123,6 +113,22 @@ pub fn app(state: AppState) -> Router {
                 }))
                 .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
         )
+}
+
+/// `GET /metrics` alone, without the API's middleware: a scrape every few seconds should make
+/// no spans, logs or request metrics of its own. `main` merges it into the API's router, or
+/// serves it on `API_METRICS_LISTEN_ADDR` so the public port does not expose it.
+pub fn metrics_app() -> Router {
+    let prometheus = telemetry::prometheus_handle();
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            std::future::ready((
+                [(CONTENT_TYPE, telemetry::PROMETHEUS_CONTENT_TYPE)],
+                prometheus.render(),
+            ))
+        }),
+    )
 }
 
 async fn not_found(State(_): State<AppState>) -> impl IntoResponse {

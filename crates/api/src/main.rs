@@ -35,5 +35,20 @@ async fn run() -> anyhow::Result<()> {
         })?;
     tracing::info!(addr = %config.listen_addr, "listening");
     let app = ampel_api::app(AppState { db, queue, redis });
-    ampel_api::serve(listener, app, telemetry::shutdown_signal()).await
+    let Some(metrics_addr) = config.metrics_listen_addr else {
+        let app = app.merge(ampel_api::metrics_app());
+        return ampel_api::serve(listener, app, telemetry::shutdown_signal()).await;
+    };
+    let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+        .await
+        .with_context(|| {
+            format!("bind {metrics_addr}: is another process using it? set API_METRICS_LISTEN_ADDR")
+        })?;
+    tracing::info!(addr = %metrics_addr, "serving /metrics");
+    // Scrapes need no draining: the metrics listener simply ends with the process.
+    let metrics =
+        tokio::spawn(async move { axum::serve(metrics_listener, ampel_api::metrics_app()).await });
+    let result = ampel_api::serve(listener, app, telemetry::shutdown_signal()).await;
+    metrics.abort();
+    result
 }

@@ -28,8 +28,11 @@ struct Expected {
     binary: &'static str,
     /// The Dockerfile stage that builds the image.
     target: &'static str,
-    /// The variable the binary binds its HTTP port from; /health and /metrics are served there.
+    /// The variable the binary binds its HTTP port from; /health is served there, and /metrics too
+    /// unless `metrics_var` is set.
     listen_var: &'static str,
+    /// The variable that moves /metrics to a port of its own, off the public one.
+    metrics_var: Option<&'static str>,
     /// Public apps get `[http_service]`; the worker must get no public service at all.
     public: bool,
     /// `[deploy] release_command`: what runs after the image's ENTRYPOINT on a release Machine.
@@ -43,6 +46,7 @@ const API: Expected = Expected {
     binary: "ampel-api",
     target: "api",
     listen_var: "API_LISTEN_ADDR",
+    metrics_var: Some("API_METRICS_LISTEN_ADDR"),
     public: true,
     release_command: Some("migrate"),
     // ampel_api::DRAIN_TIMEOUT (10 s) + telemetry::FLUSH_TIMEOUT (2 s) for traces and for logs.
@@ -54,6 +58,7 @@ const WORKER: Expected = Expected {
     binary: "ampel-worker",
     target: "worker",
     listen_var: "WORKER_LISTEN_ADDR",
+    metrics_var: None,
     public: false,
     release_command: None,
     // A running job's provider call (REQUEST_TIMEOUT in crates/worker/src/provider.rs, 15 s) + the
@@ -237,11 +242,20 @@ fn check_app(root: &Path, expected: &Expected, config: &FlyConfig, report: &mut 
     check_shutdown(expected, config, report);
     check_build(root, expected, config, report);
     check_deploy(expected, config, report);
-    let Some(port) = check_listen_addr(expected, config, report) else {
+    let Some(port) = check_listen_addr(expected.listen_var, expected, config, report) else {
         return;
     };
     check_health(expected, config, port, report);
-    check_metrics(expected, config, port, report);
+    let metrics_port = match expected.metrics_var {
+        Some(var) if config.env.contains_key(var) => {
+            let Some(metrics_port) = check_listen_addr(var, expected, config, report) else {
+                return;
+            };
+            metrics_port
+        }
+        _ => port,
+    };
+    check_metrics(expected, config, metrics_port, report);
 }
 
 fn check_shutdown(expected: &Expected, config: &FlyConfig, report: &mut Report<'_>) {
@@ -472,14 +486,15 @@ fn check_deploy(expected: &Expected, config: &FlyConfig, report: &mut Report<'_>
 
 /// Checks `[env] <listen_var>` and returns its port.
 fn check_listen_addr(
+    var: &str,
     expected: &Expected,
     config: &FlyConfig,
     report: &mut Report<'_>,
 ) -> Option<u16> {
-    let Some(value) = config.env.get(expected.listen_var) else {
+    let Some(value) = config.env.get(var) else {
         report.file(format_args!(
-            "[env] {} is unset, so {} listens on 127.0.0.1 where Fly cannot reach it; set {} = \"0.0.0.0:<port>\"",
-            expected.listen_var, expected.binary, expected.listen_var
+            "[env] {var} is unset, so {} listens on 127.0.0.1 where Fly cannot reach it; set {var} = \"0.0.0.0:<port>\"",
+            expected.binary
         ));
         return None;
     };
@@ -488,7 +503,7 @@ fn check_listen_addr(
             value,
             format_args!(
                 "{} = {:?} is not an address like 0.0.0.0:8080; fix it",
-                expected.listen_var,
+                var,
                 value.get_ref()
             ),
         );
@@ -499,7 +514,7 @@ fn check_listen_addr(
             value,
             format_args!(
                 "{} = {:?} binds one interface, which Fly's proxy and checks cannot reach; use 0.0.0.0:{}",
-                expected.listen_var,
+                var,
                 value.get_ref(),
                 addr.port()
             ),
@@ -597,7 +612,12 @@ fn check_metrics(expected: &Expected, config: &FlyConfig, port: u16, report: &mu
                 metrics,
                 format_args!(
                     "[metrics] port = {} but {} serves /metrics on {port} ({}); set port = {port}",
-                    entry.port, expected.binary, expected.listen_var
+                    entry.port,
+                    expected.binary,
+                    expected
+                        .metrics_var
+                        .filter(|var| config.env.contains_key(*var))
+                        .unwrap_or(expected.listen_var)
                 ),
             );
         }
@@ -681,8 +701,29 @@ mod tests {
                     && p.contains("set internal_port = 3000")),
             "{problems:#?}"
         );
+        assert_eq!(
+            problems.len(),
+            1,
+            "the metrics port is its own: {problems:#?}"
+        );
+    }
+
+    /// With `/metrics` on a port of its own, `[metrics]` must follow that port.
+    #[test]
+    fn metrics_port_follows_the_metrics_listen_addr() {
+        let root = scratch_root();
+        replace(
+            root.path(),
+            "fly/api.toml",
+            "API_METRICS_LISTEN_ADDR = \"0.0.0.0:9091\"",
+            "API_METRICS_LISTEN_ADDR = \"0.0.0.0:9092\"",
+        );
+        let problems = fly_problems(root.path());
         assert!(
-            problems.iter().any(|p| p.contains("[metrics] port = 8080")),
+            problems
+                .iter()
+                .any(|p| p.contains("[metrics] port = 9091")
+                    && p.contains("API_METRICS_LISTEN_ADDR")),
             "{problems:#?}"
         );
     }

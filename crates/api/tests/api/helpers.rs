@@ -82,7 +82,8 @@ pub async fn spawn_app_with(db: store::PgPool) -> TestApp {
         db,
         queue: jobs_queue,
         redis: redis.clone(),
-    });
+    })
+    .merge(ampel_api::metrics_app());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(ampel_api::serve(listener, app, std::future::pending()));

@@ -112,7 +112,8 @@ pub async fn spawn_stack() -> Stack {
         db,
         queue: jobs_queue,
         redis: redis.clone(),
-    });
+    })
+    .merge(ampel_api::metrics_app());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(ampel_api::serve(listener, app, std::future::pending()));
