@@ -34,6 +34,37 @@ pub struct Service {
     pub command: Option<serde_yaml::Value>,
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// `"SOURCE:TARGET[:MODE]"` strings; SOURCE is a named volume or a path relative to `compose/`.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
+    /// Present on the services compose builds (the api and worker): `obs-up` builds exactly these.
+    #[serde(default)]
+    pub build: Option<serde_yaml::Value>,
+    /// `no`, `on-failure`, `always` or `unless-stopped`; `obs-up` gives up early on an exited
+    /// container only when nothing will restart it.
+    #[serde(default)]
+    pub restart: Option<String>,
+}
+
+/// A service's `healthcheck:`, as far as xtask runs it itself (Podman here never does).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Healthcheck {
+    /// `["CMD", prog, args…]`, `["CMD-SHELL", script]` or a plain script string.
+    #[serde(default)]
+    pub test: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub disable: bool,
+}
+
+/// A bind mount of a file or folder from the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Absolute path on the host.
+    pub source: PathBuf,
+    /// Path inside the container.
+    pub target: String,
 }
 
 /// A published port.
@@ -47,19 +78,77 @@ impl ComposeFile {
     /// Reads and parses `path` (relative to the workspace root).
     pub fn read(path: impl AsRef<Path>) -> anyhow::Result<Self> {
         let path = crate::util::project_root().join(path);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("parse {}", path.display()))
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         Ok(serde_yaml::from_str(text)?)
     }
+
+    /// Reads `paths` and lays each over the ones before, as `compose -f a -f b` does for the keys
+    /// xtask reads: scalars and lists given by the override replace (ports and volumes are
+    /// appended), environment maps merge key by key, new services are added.
+    pub fn read_merged(paths: &[&str]) -> anyhow::Result<Self> {
+        let mut merged = ComposeFile::default();
+        for path in paths {
+            merged.merge(ComposeFile::read(path)?);
+        }
+        Ok(merged)
+    }
+
+    pub fn merge(&mut self, over: ComposeFile) {
+        for (name, over) in over.services {
+            let Some(base) = self.services.get_mut(&name) else {
+                self.services.insert(name, over);
+                continue;
+            };
+            base.image = over.image.or(base.image.take());
+            base.ports.extend(over.ports);
+            base.environment.extend(over.environment);
+            base.command = over.command.or(base.command.take());
+            if !over.profiles.is_empty() {
+                base.profiles = over.profiles;
+            }
+            base.volumes.extend(over.volumes);
+            base.healthcheck = over.healthcheck.or(base.healthcheck.take());
+            base.build = over.build.or(base.build.take());
+            base.restart = over.restart.or(base.restart.take());
+        }
+    }
+
+    /// The services compose starts when `profiles` are enabled (a service with profiles starts
+    /// only when one of them is).
+    pub fn active(&self, profiles: &[&str]) -> impl Iterator<Item = (&String, &Service)> {
+        self.services.iter().filter(move |(_, service)| {
+            service.profiles.is_empty()
+                || service
+                    .profiles
+                    .iter()
+                    .any(|profile| profiles.contains(&profile.as_str()))
+        })
+    }
+
+    /// Every profile some service names: enabling them all makes every service known to compose.
+    pub fn all_profiles(&self) -> Vec<&str> {
+        let mut profiles: Vec<&str> = self
+            .services
+            .values()
+            .flat_map(|service| service.profiles.iter().map(String::as_str))
+            .collect();
+        profiles.sort_unstable();
+        profiles.dedup();
+        profiles
+    }
 }
 
 impl Service {
     /// The image with `${VAR:-default}` resolved against the environment.
     pub fn resolved_image(&self) -> Option<String> {
-        self.image.as_deref().map(|image| interpolate(image, |key| std::env::var(key).ok()))
+        self.image
+            .as_deref()
+            .map(|image| interpolate(image, |key| std::env::var(key).ok()))
     }
 
     /// Published ports; the binding must be `127.0.0.1:HOST:CONTAINER`.
@@ -82,11 +171,54 @@ impl Service {
             .collect()
     }
 
+    /// The volumes whose source is a path (`./…` or `../…`, relative to `compose/`); named
+    /// volumes are left out.
+    pub fn bind_mounts(&self) -> Vec<BindMount> {
+        let compose_dir = crate::util::project_root().join("compose");
+        self.volumes
+            .iter()
+            .filter(|spec| spec.starts_with("./") || spec.starts_with("../"))
+            .filter_map(|spec| {
+                let mut parts = spec.split(':');
+                let (source, target) = (parts.next()?, parts.next()?);
+                Some(BindMount {
+                    source: compose_dir.join(source),
+                    target: target.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The healthcheck as an argv to run inside the container (`CMD-SHELL` through `sh -c`);
+    /// `None` when there is none or it is disabled.
+    pub fn healthcheck_argv(&self) -> Option<Vec<String>> {
+        let check = self.healthcheck.as_ref().filter(|check| !check.disable)?;
+        let shell = |script: &str| vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+        match check.test.as_ref()? {
+            serde_yaml::Value::String(script) => Some(shell(script)),
+            serde_yaml::Value::Sequence(items) => {
+                let items: Vec<String> = items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect();
+                match items.split_first()? {
+                    (kind, rest) if kind == "CMD" => Some(rest.to_vec()),
+                    (kind, [script]) if kind == "CMD-SHELL" => Some(shell(script)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// An environment value as a string.
     pub fn env(&self, key: &str) -> Option<String> {
         self.environment.get(key).map(|value| match value {
             serde_yaml::Value::String(text) => text.clone(),
-            other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+            other => serde_yaml::to_string(other)
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
         })
     }
 }
@@ -103,17 +235,17 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Strin
         };
         let inner = &rest[start + 2..start + end];
         let (key, default) = inner.split_once(":-").unwrap_or((inner, ""));
-        out.push_str(&lookup(key).filter(|value| !value.is_empty()).unwrap_or_else(|| default.to_owned()));
+        out.push_str(
+            &lookup(key)
+                .filter(|value| !value.is_empty())
+                .unwrap_or_else(|| default.to_owned()),
+        );
         rest = &rest[start + end + 1..];
     }
     out.push_str(rest);
     out
 }
 
-/// Both compose files, for commands that look at the whole stack.
-pub fn files() -> Vec<PathBuf> {
-    [MAIN, PEERS].iter().map(PathBuf::from).collect()
-}
 
 #[cfg(test)]
 mod tests {
@@ -131,13 +263,13 @@ mod tests {
     /// The real compose files parse, and every published port is bound to loopback.
     #[test]
     fn compose_files_parse_and_bind_loopback() {
-        for file in files() {
-            let compose = ComposeFile::read(&file).unwrap();
-            assert!(!compose.services.is_empty(), "{}", file.display());
+        for file in [MAIN, PEERS] {
+            let compose = ComposeFile::read(file).unwrap();
+            assert!(!compose.services.is_empty(), "{}", file);
             for (name, service) in &compose.services {
                 service
                     .published_ports()
-                    .unwrap_or_else(|err| panic!("{}: service {name}: {err:#}", file.display()));
+                    .unwrap_or_else(|err| panic!("{}: service {name}: {err:#}", file));
             }
         }
     }
