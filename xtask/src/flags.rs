@@ -14,14 +14,269 @@ pub struct Xtask {
 pub enum Command {
     /// Run every test of the workspace against real PostgreSQL and Redis.
     Test(Test),
+    /// Ship the api and the worker.
+    Deploy(Deploy),
+    /// Run the app against real backends and check that metrics, traces and logs arrive.
+    E2e(E2e),
+    // No doc comments on these variants: a variant's doc would replace its struct's long_about,
+    // so the one-line help is the struct's doc comment instead.
+    ObsUp(ObsUp),
+    ObsDown(ObsDown),
+    Status(Status),
+    Check(Check),
+    /// Measure what telemetry costs the api and the worker; prints tables, writes JSON.
+    Bench(Bench),
 }
 
 /// `cargo xtask test`: `cargo test --workspace` with `DATABASE_URL` and `REDIS_URL` set.
 #[derive(Debug, Args)]
-#[command(long_about = "Runs `cargo test --workspace` against real PostgreSQL and Redis.\n\n\
-Set DATABASE_URL and REDIS_URL to use servers you run (CI starts them with .ci/services.sh).")]
+#[command(
+    long_about = "Runs `cargo test --workspace` against real PostgreSQL and Redis.\n\n\
+Set DATABASE_URL and REDIS_URL to use servers you run (CI starts them with .ci/services.sh)."
+)]
 pub struct Test {
     /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
     #[arg(last = true)]
     pub cargo_args: Vec<String>,
+}
+
+/// `cargo xtask e2e`: the app on the host, the backends in containers, one scenario, four checks.
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Starts PostgreSQL, Redis, Prometheus and a trace and a log backend in \
+containers (testcontainers; DOCKER_HOST may point at Podman), runs ampel-api and ampel-worker on \
+the host against them, drives one poll through the app and checks that its metrics, trace and logs \
+arrive, and that a SIGTERMed api still flushes its last trace. Prints a table; exits non-zero when \
+a check fails.\n\nImages come from compose/ (override them with the AMPEL_*_IMAGE variables, \
+e.g. `source .ci/images.env`)."
+)]
+pub struct E2e {
+    /// Where traces go.
+    #[arg(long, value_enum, env = "AMPEL_E2E_TRACES", default_value_t = TraceBackend::Tempo)]
+    pub traces: TraceBackend,
+    /// Where logs go.
+    #[arg(long, value_enum, env = "AMPEL_E2E_LOGS", default_value_t = LogBackend::Loki)]
+    pub logs: LogBackend,
+    /// Leave the containers (and the apps' log files) behind for a look; remove them yourself.
+    #[arg(long)]
+    pub keep: bool,
+    /// Tests only: switch one signal off to show that its check fails.
+    #[arg(long = "break", value_enum, hide = true)]
+    pub broken: Option<Signal>,
+}
+
+/// A trace backend `e2e` can run and query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceBackend {
+    Tempo,
+    Jaeger,
+}
+
+/// A log backend `e2e` can run and query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogBackend {
+    Loki,
+    Victorialogs,
+}
+
+/// One of the things `e2e` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Signal {
+    Metrics,
+    Traces,
+    Logs,
+    /// The api's last trace arrives although the api was stopped right after the request.
+    Flush,
+}
+
+/// `cargo xtask deploy <target>`.
+#[derive(Debug, Args)]
+pub struct Deploy {
+    #[command(subcommand)]
+    pub target: DeployTarget,
+}
+
+/// Where `deploy` ships to.
+#[derive(Debug, Subcommand)]
+pub enum DeployTarget {
+    /// Deploy to Fly.io with flyctl: the api, then the worker (fly/api.toml, fly/worker.toml).
+    #[command(
+        long_about = "Deploys ampel-api, then ampel-worker, to Fly.io with flyctl.\n\n\
+Checks first that flyctl is installed and logged in and that fly/*.toml agree with the binaries \
+(ports, /health, /metrics). Creates an app only if `flyctl apps list` lacks it, stages the \
+secrets found in --env-file or the environment with `flyctl secrets import --stage` (values on \
+stdin, never printed), deploys each app with the commit as image label and GIT_COMMIT, then \
+waits until the api's /version and the worker's Machines report that commit. Stops at the \
+first failed step and says what to try next.\n\n\
+Secrets read: DATABASE_URL, REDIS_URL, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, \
+PROVIDER_TOKEN (worker only). Authentication is flyctl's own (`flyctl auth login`, or \
+FLY_API_TOKEN in CI)."
+    )]
+    Fly(DeployFly),
+}
+
+/// `cargo xtask deploy fly`: preflight, create missing apps, stage secrets, deploy, verify.
+#[derive(Debug, Args)]
+pub struct DeployFly {
+    /// Deploy only this app (its secrets, deploy and check); default both, api first.
+    #[arg(long, value_enum)]
+    pub only: Option<FlyApp>,
+    /// Print the plan (every flyctl command, secret values masked) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Read secrets from this file of NAME=VALUE lines; its values win over the environment's.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<std::path::PathBuf>,
+    /// The Fly organization new apps are created in.
+    #[arg(long, env = "FLY_ORG", default_value = "personal")]
+    pub org: String,
+    /// Where the deployed api answers; default https://<app>.fly.dev from fly/api.toml.
+    #[arg(long, env = "AMPEL_FLY_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+    /// How long the last step waits for the new version to answer, in seconds.
+    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+    pub verify_timeout: u64,
+}
+
+/// One of the two Fly apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlyApp {
+    Api,
+    Worker,
+}
+
+/// Start the local stack (compose/) and wait until every service answers.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Starts the local stack of compose/compose.yaml (PostgreSQL, Redis, the api and \
+worker, the exporters, Prometheus, Grafana, Loki, Tempo) with `compose up -d`, then polls every \
+service itself until it answers (HTTP readiness endpoints; a PostgreSQL startup handshake; Redis \
+PING), showing progress, and prints the URLs. Ports come from the compose files. It never uses \
+`up --wait`: Podman without systemd never runs healthchecks, so that would hang.\n\n\
+On failure it names the service, prints its last log lines and exits non-zero.\n\n\
+App images are built when missing or with --build. With AMPEL_APP_TARGET_SUFFIX=-prebuilt the \
+Dockerfile only packages binaries, so obs-up first runs `cargo build --release --locked -p \
+ampel-api -p ampel-worker` on the host (set AMPEL_RUNTIME_BASE_IMAGE to a base image you have).\n\n\
+Images: every AMPEL_*_IMAGE variable overrides one (on a machine without a registry: `source \
+.ci/images.env`)."
+)]
+pub struct ObsUp {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Add compose/compose.peers.yaml: Jaeger and VictoriaLogs instead of Grafana, Loki and Tempo.
+    #[arg(long, env = "AMPEL_OBS_PEERS")]
+    pub peers: bool,
+    /// Build the api and worker images even if they exist.
+    #[arg(long, conflicts_with = "no_app")]
+    pub build: bool,
+    /// Start only the datastores and the observability services, not the api and worker.
+    #[arg(long)]
+    pub no_app: bool,
+    /// How long to wait for every service to answer, in seconds.
+    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+/// Stop the local stack.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Stops and removes the containers of the local stack, whichever variant \
+`obs-up` started (with or without --peers). Data volumes are kept unless --volumes is given."
+)]
+pub struct ObsDown {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Also delete the named data volumes (PostgreSQL, Redis, Prometheus, logs, traces, Grafana).
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+/// Show each service of the local stack: container state, readiness, URL.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Prints one row per service of the local stack: the container's state (from \
+`compose ps --format json`), whether it answers xtask's own readiness probe right now, and its \
+URL. Exits non-zero when a created container is not running or does not answer, or when nothing \
+runs. The variant (--peers or not) is recognised from the containers that exist."
+)]
+pub struct Status {
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+/// What `obs-up`, `obs-down` and `status` share: which compose to drive.
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    /// The compose to use; default the first found of `docker compose`, `docker-compose`,
+    /// `podman compose`, `podman-compose`.
+    #[arg(long, value_enum, env = "AMPEL_COMPOSE_ENGINE")]
+    pub engine: Option<EngineChoice>,
+}
+
+/// A container engine family `--engine` can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    /// `docker compose` (the Compose v2 plugin).
+    Docker,
+    /// The standalone `docker-compose` binary.
+    DockerCompose,
+    /// `podman compose`, else `podman-compose`.
+    Podman,
+}
+
+/// Check that compose/, observability/, docs/metrics.md, the app and fly/ agree (offline).
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Checks, without network or containers, that the pieces of the stack agree: \
+the compose files parse, publish ports on 127.0.0.1 only and mount no engine socket; every PromQL \
+expression in the alert rules and dashboards parses and uses only metrics of docs/metrics.md, the \
+exporters or `up`; dashboards use provisioned data sources; scrape targets, data-source URLs, \
+listen ports and HTTP paths agree across compose/, observability/, the crates, the Dockerfile \
+and fly/; alerts carry labels, annotations and a runbook anchor that exists. Runs `promtool check \
+config`, `check rules` and `test rules` when promtool is on PATH.\n\n\
+Prints one line per problem, `file[:line]: what is wrong; what to change`, and exits non-zero if \
+there is any. `cargo test` runs the same checks (xtask's `check` test)."
+)]
+pub struct Check {}
+
+/// `cargo xtask bench`: telemetry on vs off, dead backends, time-to-visible, worker throughput.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Measures what telemetry costs, on release builds of ampel-api and ampel-worker, \
+and prints four tables: (1) overhead: the same api binary with telemetry on (server span, OTLP \
+traces and logs to a counting OTLP sink, JSON logs, metrics) and off (AMPEL_TELEMETRY=off), \
+alternating under wrk with server and load generator pinned to separate cores, on a trivial \
+route and a PostgreSQL-backed one: req/s, p50/p99, CPU per request, instructions per request \
+(callgrind, fixed request count), spans and logs sent vs received; (2) a refusing and a hung \
+OTLP endpoint vs a live one: req/s, p99, RSS, dropped items, SIGTERM-to-exit; (3) time from a \
+request's end to its trace (Jaeger), log (VictoriaLogs) and counter (Prometheus) being \
+queryable, in containers; (4) worker jobs/s against a local fake provider, telemetry on vs off.\n\n\
+Needs wrk, curl, taskset and valgrind on PATH; DATABASE_URL and REDIS_URL (`bash .ci/services.sh`); \
+for table 3 a container engine (DOCKER_HOST for Podman) and the images of compose/ \
+(`source .ci/images.env`). Wall-clock figures need a quiet machine: the load average is \
+printed with each table."
+)]
+pub struct Bench {
+    /// Shorter runs and fewer samples: all four tables in under 3 minutes, noisier figures.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only these tables (default all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<BenchTable>,
+    /// Where the JSON report is written (the tables, for comparison across commits).
+    #[arg(long, default_value = "target/bench/bench.json", value_name = "FILE")]
+    pub out: std::path::PathBuf,
+}
+
+/// One of the tables `bench` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum BenchTable {
+    /// Telemetry on vs off: throughput, latency, CPU and instructions per request.
+    Overhead,
+    /// A refusing and a hung OTLP endpoint vs a live one.
+    Backend,
+    /// From a request's end to its trace, log and counter being queryable.
+    Visible,
+    /// Worker jobs per second, telemetry on vs off.
+    Worker,
 }

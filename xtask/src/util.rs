@@ -18,14 +18,17 @@ pub fn cargo() -> String {
 }
 
 /// Runs `program args…` with inherited stdio after echoing it; fails with the step's name.
-pub fn run(step: &str, program: &str, args: &[String], env: &[(&str, String)]) -> anyhow::Result<()> {
+pub fn run(
+    step: &str,
+    program: &str,
+    args: &[String],
+    env: &[(&str, String)],
+) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
     let mut expression = duct::cmd(program, args);
     for (key, value) in env {
         expression = expression.env(key, value);
     }
-    expression
-        .run()
-        .with_context(|| format!("{step} failed"))?;
+    expression.run().with_context(|| format!("{step} failed"))?;
     Ok(())
 }

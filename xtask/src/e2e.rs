@@ -1,0 +1,175 @@
+//! `cargo xtask e2e`: proves that the app's metrics, traces and logs reach real backends.
+//!
+//! ```text
+//! source .ci/images.env   # where no registry is reachable (CI here)
+//! DOCKER_HOST=unix:///run/podman/podman.sock cargo xtask e2e --traces jaeger --logs victorialogs
+//! ```
+//!
+//! Layout: `stack.rs` starts the containers from compose/ and derives Prometheus' config;
+//! `apps.rs` builds and runs ampel-api and ampel-worker on the host; `provider.rs` is the fake
+//! GitHub they poll; `scenario.rs` drives one poll through the app and runs the checks, each
+//! polled with a deadline (`poll.rs`); `backends/` holds one small client per backend behind the
+//! `TraceStore` and `LogStore` traits.
+
+mod apps;
+mod backends;
+mod poll;
+mod provider;
+mod scenario;
+mod stack;
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::flags;
+
+impl flags::E2e {
+    /// Runs the whole e2e: build, start the stack, one scenario, the table, clean up. Fails when
+    /// a check fails, naming the signal and what was seen instead.
+    pub fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Runtime::new().context("start the Tokio runtime")?;
+        runtime.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let binaries = apps::build()?;
+        let built = started.elapsed();
+        let stack = stack::Stack::start(self.traces, self.logs).await?;
+        let ready = started.elapsed();
+        let report = scenario::run(&stack, &binaries, "e2e", self.broken).await;
+        let scenario_done = started.elapsed();
+        stack.stop(self.keep).await;
+        let report = report?;
+        println!("{report}");
+        println!(
+            "wall time {:.1}s: build {:.1}s, containers ready {:.1}s, scenario {:.1}s, clean-up {:.1}s",
+            started.elapsed().as_secs_f64(),
+            built.as_secs_f64(),
+            (ready - built).as_secs_f64(),
+            (scenario_done - ready).as_secs_f64(),
+            (started.elapsed() - scenario_done).as_secs_f64(),
+        );
+        let failed = report.failed();
+        anyhow::ensure!(
+            failed.is_empty(),
+            "e2e failed: {} not seen; the details above say what was found instead",
+            failed
+                .iter()
+                .map(|signal| scenario::signal_name(*signal))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::flags::Signal;
+
+    /// Why the container-backed test cannot run here, if it cannot.
+    fn skip_reason(flags: &flags::E2e) -> Option<String> {
+        if std::env::var_os("DOCKER_HOST").is_none() {
+            return Some("DOCKER_HOST is not set (Podman: `bash .ci/podman.sh`, then export DOCKER_HOST=unix:///run/podman/podman.sock)".into());
+        }
+        let traces = match flags.traces {
+            flags::TraceBackend::Tempo => "TEMPO",
+            flags::TraceBackend::Jaeger => "JAEGER",
+        };
+        let logs = match flags.logs {
+            flags::LogBackend::Loki => "LOKI",
+            flags::LogBackend::Victorialogs => "VICTORIALOGS",
+        };
+        ["POSTGRES", "REDIS", "PROMETHEUS", traces, logs]
+            .iter()
+            .map(|name| format!("AMPEL_{name}_IMAGE"))
+            .find(|var| std::env::var_os(var).is_none())
+            .map(|var| format!("{var} is not set (`source .ci/images.env`; AMPEL_E2E_TRACES/AMPEL_E2E_LOGS pick the backends)"))
+    }
+
+    /// Each check fails when its signal is switched off, and only that check (a lost trace also
+    /// fails the flush check, which looks for a trace): metrics when the api is not scraped,
+    /// traces when spans are not exported, logs when log records are not exported, flush when
+    /// the api is SIGKILLed instead of SIGTERMed. A control run on the same stack must pass, so
+    /// a failure is the break's doing and not the stack's. All runs share one set of
+    /// containers and run at once, so the whole test takes about one deadline.
+    #[test]
+    fn each_check_fails_without_its_signal() {
+        let flags::Command::E2e(flags) = flags::Xtask::parse_from(["xtask", "e2e"]).command else {
+            unreachable!("parsed the e2e command");
+        };
+        if let Some(reason) = skip_reason(&flags) {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let binaries = apps::build().unwrap();
+            let stack = stack::Stack::start(flags.traces, flags.logs).await.unwrap();
+            // (run, what is switched off, the checks that must fail, what the failure must say)
+            let cases = [
+                ("control", None, vec![], ""),
+                (
+                    "no-metrics",
+                    Some(Signal::Metrics),
+                    vec![Signal::Metrics],
+                    "api is up",
+                ),
+                (
+                    "no-traces",
+                    Some(Signal::Traces),
+                    vec![Signal::Traces, Signal::Flush],
+                    "not found",
+                ),
+                (
+                    "no-logs",
+                    Some(Signal::Logs),
+                    vec![Signal::Logs],
+                    "no ampel-worker record",
+                ),
+                (
+                    "sigkill",
+                    Some(Signal::Flush),
+                    vec![Signal::Flush],
+                    "after SIGKILL",
+                ),
+            ];
+            let reports = futures::future::join_all(
+                cases
+                    .iter()
+                    .map(|(run, broken, _, _)| scenario::run(&stack, &binaries, run, *broken)),
+            )
+            .await;
+            stack.stop(false).await;
+            let mut wrong = Vec::new();
+            for ((run, broken, expected, says), report) in cases.iter().zip(reports) {
+                let report =
+                    report.unwrap_or_else(|err| panic!("run {run} could not run: {err:#}"));
+                eprintln!("{report}");
+                if report.failed() != *expected {
+                    wrong.push(format!(
+                        "run {run}: expected failures {expected:?}, got {:?}",
+                        report.failed()
+                    ));
+                }
+                // The broken signal's own check must say what was missing.
+                let detail = report
+                    .checks
+                    .iter()
+                    .find(|check| Some(check.signal) == *broken)
+                    .map_or("", |check| check.detail.as_str());
+                if !detail.contains(says) {
+                    wrong.push(format!(
+                        "run {run}: its failure should say {says:?}: {detail:?}"
+                    ));
+                }
+            }
+            assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        });
+    }
+}

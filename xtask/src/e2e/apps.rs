@@ -1,0 +1,188 @@
+//! ampel-api and ampel-worker as host processes.
+//!
+//! Why on the host and not in containers: a debug build is already there (or seconds away), no
+//! image has to be built, and a failing run's log is a plain file. Running the app in
+//! containers, built from the Dockerfile, is what `cargo xtask obs-up` covers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::poll;
+use crate::util;
+
+/// The api runs its migrations before it listens; a debug build on a busy machine is slow.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The two binaries, built by [`build`].
+pub struct Binaries {
+    pub api: PathBuf,
+    pub worker: PathBuf,
+}
+
+/// `cargo build -p ampel-api -p ampel-worker`; returns where the binaries are.
+pub fn build() -> anyhow::Result<Binaries> {
+    let args = ["build", "-p", "ampel-api", "-p", "ampel-worker"];
+    eprintln!("$ cargo {}", args.join(" "));
+    // `cargo xtask` is `cargo run`, which gives us xtask's CARGO_MANIFEST_DIR, CARGO_PKG_NAME, …
+    // Some build scripts (ring's) declare `rerun-if-env-changed` on exactly those, so an inner
+    // cargo that inherits them rebuilds half the tree, and the next plain `cargo build` rebuilds
+    // it back (seen: ~50 s each way). The inner cargo gets the environment of a plain shell.
+    let mut build = duct::cmd(util::cargo(), args);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*key)
+        {
+            build = build.env_remove(&*key);
+        }
+    }
+    build.run().context("build the api and the worker failed")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| util::project_root().join("target"))
+        .join("debug");
+    Ok(Binaries {
+        api: target.join("ampel-api"),
+        worker: target.join("ampel-worker"),
+    })
+}
+
+/// A free TCP port on `ip`: bind port 0, read the port, let it go. Another process could take
+/// it in between; that would show as a clear "address in use" in the app's log.
+pub fn free_port(ip: IpAddr) -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind((ip, 0))
+        .with_context(|| format!("find a free port on {ip}"))?;
+    Ok(listener.local_addr()?)
+}
+
+/// One running app process; killed when dropped.
+pub struct App {
+    pub name: String,
+    child: tokio::process::Child,
+    pub base_url: String,
+    pub log: PathBuf,
+}
+
+impl App {
+    /// Starts `binary` with `env` (over the inherited environment minus any `OTEL_*`, so a
+    /// developer's shell cannot change what is exported), its output going to `log`.
+    pub fn start(
+        name: &str,
+        binary: &Path,
+        address: SocketAddr,
+        env: &[(String, String)],
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let mut command = tokio::process::Command::new(binary);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("OTEL_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .envs(env.iter().map(|(key, value)| (key, value)))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = command.spawn().with_context(|| {
+            format!(
+                "start {}: was it built (`cargo build -p ampel-api -p ampel-worker`)?",
+                binary.display()
+            )
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            base_url: format!("http://{address}"),
+            log,
+        })
+    }
+
+    /// Waits until `GET path` answers 200; fails early, with the log's tail, if the process exits.
+    pub async fn ready(&mut self, path: &str) -> anyhow::Result<()> {
+        let url = format!("{}{path}", self.base_url);
+        let http = reqwest::Client::new();
+        let since = Instant::now();
+        let label = format!("{} ready", self.name);
+        let child = &mut self.child;
+        let result = poll::until(&label, since, READY_DEADLINE, || {
+            let exited = child.try_wait();
+            let request = http.get(&url).timeout(Duration::from_secs(2)).send();
+            let url = &url;
+            async move {
+                if let Some(status) = exited? {
+                    anyhow::bail!("the process exited ({status})");
+                }
+                let response = request.await.with_context(|| format!("GET {url}"))?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "GET {url}: {}",
+                    response.status()
+                );
+                Ok(())
+            }
+        })
+        .await;
+        result.map(drop).map_err(|timed_out| {
+            anyhow::anyhow!(
+                "{} did not become ready: {}\n  its log ({}) ends with:\n{}",
+                self.name,
+                timed_out.last_seen,
+                self.log.display(),
+                tail(&self.log)
+            )
+        })
+    }
+
+    /// Sends `signal` (SIGTERM to stop it properly, SIGKILL to pull the plug).
+    pub fn signal(&self, signal: rustix::process::Signal) -> anyhow::Result<()> {
+        let pid = self
+            .child
+            .id()
+            .and_then(|pid| rustix::process::Pid::from_raw(pid.try_into().ok()?))
+            .with_context(|| format!("{} has exited already", self.name))?;
+        rustix::process::kill_process(pid, signal)
+            .with_context(|| format!("send {signal:?} to {}", self.name))
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub async fn exited(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .with_context(|| {
+                format!(
+                    "{} still running {}s after the signal",
+                    self.name,
+                    timeout.as_secs()
+                )
+            })?
+            .with_context(|| format!("wait for {}", self.name))
+    }
+}
+
+/// The last lines of a log file, indented, for error messages.
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(12)..]
+        .iter()
+        .map(|line| format!("    {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,71 @@
+//! A fake Git provider for the worker. It stands in for GitHub's REST API, which CI cannot reach
+//! (and which would make the e2e depend on someone else's uptime and rate limits); it answers
+//! only what the worker calls, in GitHub's shape.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::{Json, Router, extract::Path, routing::get};
+use serde_json::{Value, json};
+
+/// The pull requests it serves for any repository. The titles name the repository, so the
+/// scenario can tell that what the api serves came from here.
+fn pull_requests(owner: &str, repo: &str) -> Value {
+    json!([
+        {
+            "number": 1,
+            "title": format!("{owner}/{repo}: first"),
+            "user": { "login": "e2e" },
+            "state": "open",
+            "draft": false,
+            "html_url": format!("https://github.com/{owner}/{repo}/pull/1"),
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-02T00:00:00Z"
+        },
+        {
+            "number": 2,
+            "title": format!("{owner}/{repo}: second"),
+            "user": { "login": "e2e" },
+            "state": "open",
+            "draft": true,
+            "html_url": format!("https://github.com/{owner}/{repo}/pull/2"),
+            "created_at": "2026-01-03T00:00:00Z",
+            "updated_at": "2026-01-04T00:00:00Z"
+        }
+    ])
+}
+
+/// The running fake; stops when dropped.
+pub struct FakeProvider {
+    pub address: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeProvider {
+    /// Serves `GET /repos/{owner}/{repo}/pulls` on a free loopback port (the worker runs on the
+    /// host, so loopback is enough).
+    pub async fn start() -> anyhow::Result<Self> {
+        let app = Router::new().route(
+            "/repos/{owner}/{repo}/pulls",
+            get(|Path((owner, repo)): Path<(String, String)>| async move {
+                Json(pull_requests(&owner, &repo))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind the fake provider")?;
+        let address = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                eprintln!("the fake provider stopped: {err}");
+            }
+        });
+        Ok(Self { address, server })
+    }
+}
+
+impl Drop for FakeProvider {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
