@@ -18,6 +18,8 @@ mod provider;
 mod scenario;
 mod stack;
 
+pub use stack::Datastores;
+
 use std::time::Instant;
 
 use anyhow::Context as _;

@@ -10,37 +10,44 @@ pub struct Xtask {
     pub command: Command,
 }
 
+// No doc comments on the variants: a variant's doc would replace its struct's long_about, so
+// each command's one-line help is its struct's doc comment.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every test of the workspace against real PostgreSQL and Redis.
-    Test(Test),
-    /// Ship the api and the worker.
-    Deploy(Deploy),
-    /// Run the app against real backends and check that metrics, traces and logs arrive.
-    E2e(E2e),
-    // No doc comments on these variants: a variant's doc would replace its struct's long_about,
-    // so the one-line help is the struct's doc comment instead.
     ObsUp(ObsUp),
     ObsDown(ObsDown),
     Status(Status),
+    Test(Test),
+    E2e(E2e),
     Check(Check),
-    /// Measure what telemetry costs the api and the worker; prints tables, writes JSON.
+    Deploy(Deploy),
     Bench(Bench),
 }
 
-/// `cargo xtask test`: `cargo test --workspace` with `DATABASE_URL` and `REDIS_URL` set.
+/// Run every test: the workspace's (on real PostgreSQL and Redis), then the e2e.
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Runs `cargo test --workspace` against real PostgreSQL and Redis.\n\n\
-Set DATABASE_URL and REDIS_URL to use servers you run (CI starts them with .ci/services.sh)."
+    long_about = "Runs `cargo test --workspace` against real PostgreSQL and Redis, then `cargo xtask e2e`.\n\n\
+PostgreSQL and Redis: DATABASE_URL and REDIS_URL when both are set (CI starts them with \
+.ci/services.sh); otherwise containers from compose/'s images, started for the run and removed \
+after it. The e2e's backends come from --traces/--logs (or AMPEL_E2E_TRACES/AMPEL_E2E_LOGS)."
 )]
 pub struct Test {
+    /// Skip the e2e (the containers of the trace, log and metrics backends).
+    #[arg(long)]
+    pub no_e2e: bool,
+    /// Where the e2e's traces go.
+    #[arg(long, value_enum, env = "AMPEL_E2E_TRACES", default_value_t = TraceBackend::Tempo)]
+    pub traces: TraceBackend,
+    /// Where the e2e's logs go.
+    #[arg(long, value_enum, env = "AMPEL_E2E_LOGS", default_value_t = LogBackend::Loki)]
+    pub logs: LogBackend,
     /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
     #[arg(last = true)]
     pub cargo_args: Vec<String>,
 }
 
-/// `cargo xtask e2e`: the app on the host, the backends in containers, one scenario, four checks.
+/// Run the app against real backends and check that metrics, traces and logs arrive.
 #[derive(Debug, Clone, Args)]
 #[command(
     long_about = "Starts PostgreSQL, Redis, Prometheus and a trace and a log backend in \
@@ -89,7 +96,7 @@ pub enum Signal {
     Flush,
 }
 
-/// `cargo xtask deploy <target>`.
+/// Ship the api and the worker.
 #[derive(Debug, Args)]
 pub struct Deploy {
     #[command(subcommand)]
@@ -239,7 +246,7 @@ there is any. `cargo test` runs the same checks (xtask's `check` test)."
 )]
 pub struct Check {}
 
-/// `cargo xtask bench`: telemetry on vs off, dead backends, time-to-visible, worker throughput.
+/// Measure what telemetry costs the api and the worker; prints tables, writes JSON.
 #[derive(Debug, Args)]
 #[command(
     long_about = "Measures what telemetry costs, on release builds of ampel-api and ampel-worker, \

@@ -1,26 +1,55 @@
-//! `cargo xtask test`: the workspace's tests against real PostgreSQL and Redis.
+//! `cargo xtask test`: every test of the workspace against real PostgreSQL and Redis, then the
+//! e2e. The README's test command.
 
 use anyhow::Context as _;
 
-use crate::{flags, util};
+use crate::{e2e, flags, util};
 
 impl flags::Test {
     pub fn run(self) -> anyhow::Result<()> {
-        let database_url = std::env::var("DATABASE_URL").context(
-            "DATABASE_URL is not set: start PostgreSQL and Redis (`bash .ci/services.sh` on Debian, or `cargo xtask obs-up --no-app`) and export DATABASE_URL=postgres://ampel:ampel@127.0.0.1:5432/ampel REDIS_URL=redis://127.0.0.1:6379",
-        )?;
-        let redis_url = std::env::var("REDIS_URL")
-            .context("REDIS_URL is not set: export REDIS_URL=redis://127.0.0.1:6379")?;
+        let runtime = tokio::runtime::Runtime::new().context("start the Tokio runtime")?;
+        let given = (std::env::var("DATABASE_URL"), std::env::var("REDIS_URL"));
+        let (datastores, database_url, redis_url) = match given {
+            (Ok(database_url), Ok(redis_url)) => (None, database_url, redis_url),
+            _ => {
+                eprintln!(
+                    "DATABASE_URL or REDIS_URL is not set: starting PostgreSQL and Redis in containers"
+                );
+                let datastores = runtime.block_on(e2e::Datastores::start()).context(
+                    "start PostgreSQL and Redis: is Docker (or Podman's socket, DOCKER_HOST) up? Or export DATABASE_URL and REDIS_URL for servers you run (`bash .ci/services.sh` starts them on Debian)",
+                )?;
+                let (database_url, redis_url) = (
+                    datastores.database_url.clone(),
+                    datastores.redis_url.clone(),
+                );
+                (Some(datastores), database_url, redis_url)
+            }
+        };
         let mut args = vec!["test".to_owned(), "--workspace".to_owned()];
         if !self.cargo_args.is_empty() {
             args.push("--".to_owned());
             args.extend(self.cargo_args);
         }
-        util::run(
+        let tests = util::run(
             "cargo test",
             &util::cargo(),
             &args,
             &[("DATABASE_URL", database_url), ("REDIS_URL", redis_url)],
-        )
+        );
+        if let Some(datastores) = datastores {
+            runtime.block_on(datastores.stop());
+        }
+        tests?;
+        if self.no_e2e {
+            return Ok(());
+        }
+        drop(runtime);
+        flags::E2e {
+            traces: self.traces,
+            logs: self.logs,
+            keep: false,
+            broken: None,
+        }
+        .run()
     }
 }

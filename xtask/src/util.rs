@@ -18,6 +18,11 @@ pub fn cargo() -> String {
 }
 
 /// Runs `program args…` with inherited stdio after echoing it; fails with the step's name.
+///
+/// The child does not inherit the variables cargo set for xtask itself: `cargo xtask` is `cargo
+/// run`, which gives us xtask's `CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, … and some build scripts
+/// (ring's) declare `rerun-if-env-changed` on exactly those, so an inner cargo that inherits them
+/// rebuilds half the tree, and the next plain `cargo build` rebuilds it back (~50 s each way).
 pub fn run(
     step: &str,
     program: &str,
@@ -26,6 +31,20 @@ pub fn run(
 ) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
     let mut expression = duct::cmd(program, args);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*key)
+        {
+            expression = expression.env_remove(&*key);
+        }
+    }
     for (key, value) in env {
         expression = expression.env(key, value);
     }

@@ -25,28 +25,8 @@ pub struct Binaries {
 
 /// `cargo build -p ampel-api -p ampel-worker`; returns where the binaries are.
 pub fn build() -> anyhow::Result<Binaries> {
-    let args = ["build", "-p", "ampel-api", "-p", "ampel-worker"];
-    eprintln!("$ cargo {}", args.join(" "));
-    // `cargo xtask` is `cargo run`, which gives us xtask's CARGO_MANIFEST_DIR, CARGO_PKG_NAME, …
-    // Some build scripts (ring's) declare `rerun-if-env-changed` on exactly those, so an inner
-    // cargo that inherits them rebuilds half the tree, and the next plain `cargo build` rebuilds
-    // it back (seen: ~50 s each way). The inner cargo gets the environment of a plain shell.
-    let mut build = duct::cmd(util::cargo(), args);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_MANIFEST_")
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-            ]
-            .contains(&&*key)
-        {
-            build = build.env_remove(&*key);
-        }
-    }
-    build.run().context("build the api and the worker failed")?;
+    let args = ["build", "-p", "ampel-api", "-p", "ampel-worker"].map(String::from);
+    util::run("build the api and the worker", &util::cargo(), &args, &[])?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| util::project_root().join("target"))

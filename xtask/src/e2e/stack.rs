@@ -288,6 +288,86 @@ impl Stack {
     }
 }
 
+/// PostgreSQL and Redis alone, started from compose/ like the e2e's, for `cargo xtask test` when
+/// no `DATABASE_URL`/`REDIS_URL` is given.
+pub struct Datastores {
+    containers: Vec<(String, ContainerAsync<GenericImage>)>,
+    /// compose's api `DATABASE_URL`, pointed at the published port.
+    pub database_url: String,
+    /// compose's api `REDIS_URL`, pointed at the published port.
+    pub redis_url: String,
+}
+
+impl Datastores {
+    pub async fn start() -> anyhow::Result<Self> {
+        let main = ComposeFile::read(compose::MAIN)?;
+        let peers = ComposeFile::read(compose::PEERS)?;
+        let docker = Docker::connect_with_defaults().context(
+            "connect to the container engine: set DOCKER_HOST (Podman: unix:///run/podman/podman.sock, started by .ci/podman.sh), or set DATABASE_URL and REDIS_URL to servers you run",
+        )?;
+        let http = reqwest::Client::new();
+        // Only Prometheus reads it; the datastores ignore it.
+        let scrape = Scrape::new()?;
+        let started = futures::future::join_all(["postgres", "redis"].map(|name| {
+            let (main, peers, docker, http, scrape) = (&main, &peers, &docker, &http, &scrape);
+            async move {
+                let service = find(main, peers, name)?;
+                start_one(name, service, &Readiness::Healthcheck, scrape, docker, http)
+                    .await
+                    .with_context(|| format!("start {name}"))
+            }
+        }))
+        .await;
+        let mut containers = Vec::new();
+        let mut published = Vec::new();
+        let mut errors = Vec::new();
+        for result in started {
+            match result {
+                Ok(one) => {
+                    published.extend(
+                        one.ports
+                            .iter()
+                            .map(|(port, address)| (one.name.clone(), *port, *address)),
+                    );
+                    containers.push((one.name, one.container));
+                }
+                Err(err) => errors.push(format!("{err:#}")),
+            }
+        }
+        if !errors.is_empty() {
+            remove(containers).await;
+            anyhow::bail!("{}", errors.join("\n"));
+        }
+        let api = find(&main, &peers, "api")?;
+        let url = |key: &str| -> anyhow::Result<String> {
+            let mut value = api
+                .env(key)
+                .with_context(|| format!("the api service of {} sets no {key}", compose::MAIN))?;
+            for (name, port, address) in &published {
+                value = value.replace(&format!("@{name}:{port}"), &format!("@{address}"));
+                value = value.replace(&format!("//{name}:{port}"), &format!("//{address}"));
+            }
+            Ok(value)
+        };
+        let (database_url, redis_url) = match (url("DATABASE_URL"), url("REDIS_URL")) {
+            (Ok(database_url), Ok(redis_url)) => (database_url, redis_url),
+            (Err(err), _) | (_, Err(err)) => {
+                remove(containers).await;
+                return Err(err);
+            }
+        };
+        Ok(Self {
+            containers,
+            database_url,
+            redis_url,
+        })
+    }
+
+    pub async fn stop(self) {
+        remove(self.containers).await;
+    }
+}
+
 /// A compose service from the main file, or else from the peers override.
 fn find<'a>(
     main: &'a ComposeFile,
