@@ -246,7 +246,6 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Strin
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
