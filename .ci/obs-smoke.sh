@@ -30,6 +30,10 @@ cleanup() { cargo xtask obs-down --volumes >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 # A stack left behind by an earlier, interrupted run would make the first obs-up a no-op.
 cleanup
+# An app image left by an earlier run would test old code: package this commit's binaries first.
+say "obs-up --build: this commit's binaries into the app images (not timed)"
+cargo xtask obs-up --peers --build
+cleanup
 
 times_ms=()
 for ((run = 1; run <= runs; run++)); do
