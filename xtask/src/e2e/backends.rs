@@ -59,6 +59,23 @@ pub trait LogStore: Send + Sync {
     async fn records(&self, trace_id: &str) -> anyhow::Result<Vec<LogRecord>>;
 }
 
+/// Sends `request` and returns the body of a successful answer; `None` for a 404 (nothing stored
+/// under that id yet); otherwise an error naming `what` with an excerpt of the body.
+async fn fetch(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Option<String>> {
+    use anyhow::Context as _;
+    let response = request.send().await.with_context(|| what.to_owned())?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("{what}: read the body"))?;
+    anyhow::ensure!(status.is_success(), "{what}: {status}: {}", excerpt(&body));
+    Ok(Some(body))
+}
+
 /// A short, single-line excerpt of a response body for error messages.
 fn excerpt(body: &str) -> String {
     let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");

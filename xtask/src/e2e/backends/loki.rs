@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use super::{LogRecord, LogStore, excerpt};
+use super::{LogRecord, LogStore, excerpt, fetch};
 
 /// The compose service that runs it.
 pub const SERVICE: &str = "loki";
@@ -78,7 +78,7 @@ impl LogStore for Loki {
             .saturating_sub(LOOKBACK);
         // A stream selector is mandatory; `=~".+"` matches every service, the filter does the work.
         let query = format!(r#"{{service_name=~".+"}} | trace_id="{trace_id}""#);
-        let response = self
+        let request = self
             .http
             .get(&url)
             .header("X-Loki-Response-Encoding-Flags", "categorize-labels")
@@ -87,20 +87,11 @@ impl LogStore for Loki {
                 ("start", &start.as_nanos().to_string()),
                 ("limit", "100"),
                 ("direction", "backward"),
-            ])
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .with_context(|| format!("GET {url}: read the body"))?;
-        anyhow::ensure!(
-            status.is_success(),
-            "GET {url} ({query}): {status}: {}",
-            excerpt(&body)
-        );
+            ]);
+        let what = format!("GET {url} ({query})");
+        let body = fetch(request, &what)
+            .await?
+            .with_context(|| format!("{what}: 404 Not Found"))?;
         parse(&body).with_context(|| format!("GET {url}: unexpected body: {}", excerpt(&body)))
     }
 }

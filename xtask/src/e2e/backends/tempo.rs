@@ -7,7 +7,7 @@
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use super::{Span, TraceStore, excerpt, otlp::TracesData};
+use super::{Span, TraceStore, excerpt, fetch, otlp::TracesData};
 
 /// The compose service that runs it.
 pub const SERVICE: &str = "tempo";
@@ -37,25 +37,9 @@ impl Tempo {
 impl TraceStore for Tempo {
     async fn spans(&self, trace_id: &str) -> anyhow::Result<Vec<Span>> {
         let url = format!("{}/api/v2/traces/{trace_id}", self.base_url);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
+        let Some(body) = fetch(self.http.get(&url), &format!("GET {url}")).await? else {
             return Ok(Vec::new());
-        }
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .with_context(|| format!("GET {url}: read the body"))?;
-        anyhow::ensure!(
-            status.is_success(),
-            "GET {url}: {status}: {}",
-            excerpt(&body)
-        );
+        };
         parse(&body).with_context(|| format!("GET {url}: unexpected body: {}", excerpt(&body)))
     }
 }

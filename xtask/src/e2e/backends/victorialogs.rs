@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use anyhow::Context as _;
 
-use super::{LogRecord, LogStore, excerpt};
+use super::{LogRecord, LogStore, excerpt, fetch};
 
 /// The compose service that runs it.
 pub const SERVICE: &str = "victorialogs";
@@ -34,23 +34,14 @@ impl LogStore for VictoriaLogs {
     async fn records(&self, trace_id: &str) -> anyhow::Result<Vec<LogRecord>> {
         let url = format!("{}/select/logsql/query", self.base_url);
         let query = format!(r#"trace_id:="{trace_id}""#);
-        let response = self
+        let request = self
             .http
             .get(&url)
-            .query(&[("query", query.as_str()), ("limit", "100")])
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .with_context(|| format!("GET {url}: read the body"))?;
-        anyhow::ensure!(
-            status.is_success(),
-            "GET {url} ({query}): {status}: {}",
-            excerpt(&body)
-        );
+            .query(&[("query", query.as_str()), ("limit", "100")]);
+        let what = format!("GET {url} ({query})");
+        let body = fetch(request, &what)
+            .await?
+            .with_context(|| format!("{what}: 404 Not Found"))?;
         body.lines()
             .filter(|line| !line.trim().is_empty())
             .map(|line| {
