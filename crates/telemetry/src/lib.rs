@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Signals and where they go:
-//! - **Logs**: JSON lines on stdout (`json.rs`), each carrying the `trace_id`/`span_id` of the span
-//!   it was emitted in; and, when an OTLP logs endpoint is configured, OTLP log records (`otlp.rs`).
+//! - **Logs**: JSON lines on stdout (`json.rs`, written by tracing-appender's writer thread),
+//!   each carrying the `trace_id`/`span_id` of the span it was emitted in; and,
+//!   when an OTLP logs endpoint is configured, OTLP log records (`log_layer.rs`).
 //! - **Traces**: `tracing` spans become OpenTelemetry spans, exported over OTLP when an endpoint is
 //!   configured. Trace ids exist either way, so logs and responses can name them.
 //! - **Metrics**: one Prometheus recorder per process (`metrics.rs`), rendered by each binary's
@@ -21,14 +22,18 @@
 //! `OTEL_EXPORTER_OTLP_{TRACES,LOGS}_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or
 //! `http/protobuf`), `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`, `OTEL_BLRP_*`, `OTEL_SDK_DISABLED`.
 //! No endpoint set means no exporter: no network, no error spam.
+//! `AMPEL_TELEMETRY=off` switches all of it off (see [`enabled`]): the baseline `cargo xtask bench`
+//! measures the cost of telemetry against.
 //!
 //! **Architecture Invariant:** this crate is the ground floor. It depends on no other Ampel crate
 //! and knows nothing of HTTP routes, jobs or databases.
 
 mod json;
+mod log_layer;
 mod metrics;
 mod otlp;
 mod shutdown;
+mod trace_layer;
 
 use std::time::Duration;
 
@@ -40,7 +45,7 @@ use tracing_subscriber::{
     registry::LookupSpan, util::SubscriberInitExt as _,
 };
 
-pub use crate::json::JsonFormat;
+pub use crate::json::JsonLayer;
 pub use crate::metrics::{
     DURATION_BUCKETS, DocumentedMetric, JOB_BUCKETS, METRICS_DOC, PROMETHEUS_CONTENT_TYPE,
     VITALS_BUCKETS, documented_metrics, missing_from_scrape, prometheus_handle,
@@ -52,11 +57,33 @@ pub use crate::shutdown::shutdown_signal;
 /// are planned around it: a hung collector must not hold the process for the SDK's 10 s timeout.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The variable that switches telemetry off; see [`enabled`].
+pub const SWITCH: &str = "AMPEL_TELEMETRY";
+
+/// `false` when `AMPEL_TELEMETRY=off`: then [`init`] installs no subscriber (no log line at all),
+/// no OpenTelemetry provider and no metrics recorder, and the binaries leave out their telemetry
+/// middleware. It exists so that `cargo xtask bench` can compare the same binary with and
+/// without telemetry; `on` (the default) is what every deployment runs.
+#[must_use]
+pub fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        std::env::var(SWITCH).map_or(true, |value| !value.trim().eq_ignore_ascii_case("off"))
+    })
+}
+
 /// Keeps the OpenTelemetry providers alive; `shutdown` flushes what is still queued.
 #[must_use = "dropping the guard early stops trace and log export"]
 pub struct TelemetryGuard {
-    tracer_provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    /// `None` when telemetry is switched off.
+    tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
     logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    /// The stdout writer thread's guard (dropping it writes out the lines still queued) and its
+    /// count of lines dropped because stdout did not keep up.
+    stdout: Option<(
+        tracing_appender::non_blocking::WorkerGuard,
+        tracing_appender::non_blocking::ErrorCounter,
+    )>,
 }
 
 impl TelemetryGuard {
@@ -71,7 +98,10 @@ impl TelemetryGuard {
                 .transpose()
         });
         let mut errors = Vec::new();
-        if let Err(err) = self.tracer_provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
+        if let Some(Err(err)) = self
+            .tracer_provider
+            .map(|provider| provider.shutdown_with_timeout(FLUSH_TIMEOUT))
+        {
             errors.push(format!("traces: {err}"));
         }
         match logs.join() {
@@ -82,6 +112,16 @@ impl TelemetryGuard {
         if !errors.is_empty() {
             eprintln!("telemetry flush on shutdown failed: {}", errors.join("; "));
         }
+        // Last, so the SDK's own shutdown lines (dropped counts) are written too.
+        if let Some((writer, dropped)) = self.stdout {
+            drop(writer);
+            if dropped.dropped_lines() > 0 {
+                eprintln!(
+                    "{} log lines were dropped: stdout did not keep up (is whatever reads it slow or stopped?)",
+                    dropped.dropped_lines()
+                );
+            }
+        }
     }
 }
 
@@ -89,9 +129,21 @@ impl TelemetryGuard {
 /// installs them globally. Call once, early in `main`, inside the Tokio runtime.
 ///
 /// # Errors
-/// Fails when an `OTEL_*` or `RUST_LOG` value cannot be used, or when called twice.
+/// Fails when an `OTEL_*`, `RUST_LOG` or `AMPEL_TELEMETRY` value cannot be used, or when called
+/// twice.
 pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
-    init_with_writer(service_name, std::io::stdout)
+    // Lines are handed to a writer thread: a request never waits for stdout. The thread flushes
+    // whenever it has written all it was given, so under load lines go out in blocks (one
+    // system call for many lines) and at rest at once.
+    // Past 128k queued lines (stdout stuck) lines are dropped and counted, not waited for.
+    let (writer, stdout) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+        16 * 1024,
+        std::io::stdout(),
+    ));
+    let dropped = writer.error_counter();
+    let mut guard = init_with_writer(service_name, writer)?;
+    guard.stdout = Some((stdout, dropped));
+    Ok(guard)
 }
 
 /// [`init`], with the JSON log lines going to `writer` instead of stdout (tests pass a sink).
@@ -102,20 +154,34 @@ pub fn init_with_writer<W>(service_name: &'static str, writer: W) -> anyhow::Res
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    if let Ok(value) = std::env::var(SWITCH) {
+        let value = value.trim();
+        anyhow::ensure!(
+            value.is_empty()
+                || value.eq_ignore_ascii_case("on")
+                || value.eq_ignore_ascii_case("off"),
+            "{SWITCH}={value:?}: set it to `on` or `off` (or leave it unset, which means on)"
+        );
+    }
+    if !enabled() {
+        return Ok(TelemetryGuard {
+            tracer_provider: None,
+            logger_provider: None,
+            stdout: None,
+        });
+    }
     let exporters = Exporters::from_env();
     let resource = otlp::resource(service_name);
     let tracer_provider = otlp::tracer_provider(&exporters, resource.clone())?;
     let logger_provider = otlp::logger_provider(&exporters, resource)?;
 
     let tracer = tracer_provider.tracer(service_name);
-    let otel_logs = logger_provider.as_ref().map(|provider| {
-        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
-            .with_filter(exporter_crates_muted())
-    });
-    let filter = env_filter()?;
+    let otel_logs = logger_provider.as_ref().map(log_layer::layer);
+    let (targets, env_filter) = log_filter()?;
     Registry::default()
-        .with(filter)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(targets)
+        .with(env_filter)
+        .with(trace_layer::layer(tracer))
         .with(otel_logs)
         .with(json_layer(writer))
         .try_init()
@@ -134,8 +200,30 @@ where
         "telemetry ready"
     );
     Ok(TelemetryGuard {
-        tracer_provider,
+        tracer_provider: Some(tracer_provider),
         logger_provider,
+        stdout: None,
+    })
+}
+
+/// The W3C `traceparent` of the current span (`00-{trace id}-{span id}-{flags}`), `None` outside
+/// any span: for a response header, so a client can find its request's trace.
+#[must_use]
+pub fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    opentelemetry::Context::map_current(|context| {
+        let span = context.span();
+        let ids = span.span_context();
+        ids.is_valid().then(|| {
+            let mut text = Vec::with_capacity(55);
+            text.extend_from_slice(b"00-");
+            json::hex(&mut text, &ids.trace_id().to_bytes());
+            text.push(b'-');
+            json::hex(&mut text, &ids.span_id().to_bytes());
+            text.push(b'-');
+            json::hex(&mut text, &[ids.trace_flags().to_u8()]);
+            String::from_utf8(text).expect("hex digits are ASCII")
+        })
     })
 }
 
@@ -160,51 +248,55 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt::layer()
-        .event_format(JsonFormat)
-        .with_writer(writer)
+    JsonLayer::new(writer)
 }
 
 /// What `RUST_LOG` defaults to: our events at info, the OpenTelemetry SDK's chatter only when
 /// it warns.
 pub const DEFAULT_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn";
 
-/// `RUST_LOG`, or [`DEFAULT_FILTER`] when unset. A malformed value is an error, not a silent default: a typo
-/// in production would otherwise hide the logs someone asked for.
-fn env_filter() -> anyhow::Result<EnvFilter> {
-    match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => EnvFilter::builder()
-            .parse(&value)
-            .with_context(|| format!("RUST_LOG={value:?} is not a valid filter: see https://docs.rs/tracing-subscriber/latest/tracing_subscriber/filter/struct.EnvFilter.html")),
-        _ => Ok(EnvFilter::new(DEFAULT_FILTER)),
+/// `RUST_LOG`, or [`DEFAULT_FILTER`] when unset, as one of two filters. A list of `target=level`
+/// directives, the usual case, becomes a `Targets` filter, which decides once per call site;
+/// only a filter that needs `EnvFilter` (span or field directives, `[span{field=value}]=level`)
+/// gets one, because `EnvFilter` also takes a lock on every span enter and exit
+/// (docs/performance.md). A malformed value is an error, not a silent default: a typo in
+/// production would otherwise hide the logs someone asked for.
+fn log_filter() -> anyhow::Result<(Option<Targets>, Option<EnvFilter>)> {
+    let value = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_FILTER.to_owned());
+    let env_filter = EnvFilter::builder()
+        .parse(&value)
+        .with_context(|| format!("RUST_LOG={value:?} is not a valid filter: see https://docs.rs/tracing-subscriber/latest/tracing_subscriber/filter/struct.EnvFilter.html"))?;
+    if value.contains(['[', '{']) {
+        return Ok((None, Some(env_filter)));
     }
-}
-
-/// The exporter's own crates log about exporting; feeding those events back into the OTLP log
-/// pipeline would export logs about exporting logs, forever.
-fn exporter_crates_muted() -> Targets {
-    use tracing::level_filters::LevelFilter;
-    [
-        "hyper",
-        "hyper_util",
-        "h2",
-        "tonic",
-        "tower",
-        "reqwest",
-        "opentelemetry",
-        "opentelemetry_sdk",
-        "opentelemetry_otlp",
-        "opentelemetry_http",
-    ]
-    .into_iter()
-    .fold(
-        Targets::new().with_default(LevelFilter::TRACE),
-        |targets, target| targets.with_target(target, LevelFilter::OFF),
-    )
+    Ok(match value.parse::<Targets>() {
+        Ok(targets) => (Some(targets), None),
+        Err(_) => (None, Some(env_filter)),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use tracing::Level;
+    use tracing_subscriber::filter::Targets;
+
+    /// A plain `RUST_LOG` list means what it means to `EnvFilter`: the most specific target
+    /// prefix wins, the bare level is the default.
+    #[test]
+    fn plain_filters_read_as_targets() {
+        let targets: Targets = super::DEFAULT_FILTER.parse().unwrap();
+        assert!(targets.would_enable("ampel_api::routes", &Level::INFO));
+        assert!(!targets.would_enable("ampel_api::routes", &Level::DEBUG));
+        assert!(!targets.would_enable("opentelemetry_sdk", &Level::INFO));
+        assert!(targets.would_enable("opentelemetry_sdk", &Level::WARN));
+        assert!(!targets.would_enable("opentelemetry", &Level::INFO));
+        let only_hyper: Targets = "hyper=debug".parse().unwrap();
+        assert!(!only_hyper.would_enable("ampel_api", &Level::ERROR));
+    }
+
     /// Passwords never appear in a redacted URL; host and user stay for debugging.
     #[test]
     fn redacted_hides_passwords() {

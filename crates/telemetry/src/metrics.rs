@@ -32,12 +32,18 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// recorder per process, so every caller (api router, worker listener, tests building several
 /// apps) shares this one.
 ///
+/// With telemetry switched off ([`crate::enabled`]) the recorder is built but not installed: the
+/// `metrics::*!` calls then go nowhere and `/metrics` renders nothing.
+///
 /// # Panics
 /// When another recorder was installed first, which would be a wiring bug.
 pub fn prometheus_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            if !crate::enabled() {
+                return buckets().build_recorder().handle();
+            }
             let handle = buckets().install_recorder().expect(
                 "install the Prometheus recorder: another metrics recorder was installed first",
             );
