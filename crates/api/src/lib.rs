@@ -9,11 +9,14 @@
 //! `error.rs` turns every failure into a JSON error; `config.rs` reads the environment.
 //!
 //! Middleware, outermost first: request id (`x-request-id`, generated or propagated) -> one
-//! OpenTelemetry server span per request, named by the matched route -> HTTP metrics keyed by the
-//! matched route -> timeout -> panic to 500 JSON -> body size limit -> handler.
+//! OpenTelemetry server span per request, named by the matched route, with its access log line
+//! (`request_span.rs`) -> HTTP metrics keyed by the matched route (axum-prometheus; not on the
+//! probes) -> timeout -> panic to 500 JSON -> body size limit -> handler. `AMPEL_TELEMETRY=off`
+//! leaves out the span and the metrics.
 
 pub mod config;
 pub mod error;
+mod request_span;
 mod routes;
 
 use std::time::Duration;
@@ -49,9 +52,6 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// scanner probing thousands of paths cannot blow up the metric cardinality.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 
-/// Routes not counted in the HTTP metrics: probes would drown the real traffic.
-const UNMETERED: &[&str] = &["/health", "/ready", "/version"];
-
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What every handler can reach.
@@ -68,13 +68,36 @@ pub struct AppState {
 /// The API and its probes as a router, with their middleware (`/metrics` is [`metrics_app`]);
 /// no socket, so tests can call it directly.
 pub fn app(state: AppState) -> Router {
-    let metrics = PrometheusMetricLayerBuilder::new()
-        .with_ignore_patterns(UNMETERED)
-        .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| {
-            UNMATCHED_ENDPOINT.to_owned()
-        }))
-        .build();
-    Router::new()
+    // `AMPEL_TELEMETRY=off` (the benchmark's baseline) leaves the span, log line and metrics out.
+    let telemetry_on = telemetry::enabled();
+    // Next to every handler, metered or not: timeout, panic to 500 JSON, body size limit.
+    // Inside the HTTP metrics, so timeouts and panics are counted as the 503s and 500s they
+    // become.
+    let handling = || {
+        ServiceBuilder::new()
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                REQUEST_TIMEOUT,
+            ))
+            .layer(CatchPanicLayer::custom(|_panic| {
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the handler panicked; the server logs have the details",
+                )
+            }))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+    };
+    // The probes would drown the real traffic in the HTTP metrics. They are left out by being
+    // routed apart, not by axum-prometheus' ignore patterns, with which it clones its pattern
+    // matcher for every request (docs/performance.md).
+    let metrics = telemetry_on.then(|| {
+        PrometheusMetricLayerBuilder::new()
+            .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| {
+                UNMATCHED_ENDPOINT.to_owned()
+            }))
+            .build()
+    });
+    let api = Router::new()
         .route(
             "/api/repositories",
             post(routes::repositories::create).get(routes::repositories::list),
@@ -89,30 +112,23 @@ pub fn app(state: AppState) -> Router {
             get(routes::repositories::pull_requests),
         )
         .route("/api/vitals", post(routes::vitals::record))
+        .fallback(not_found)
+        .layer(handling());
+    let api = match metrics {
+        Some(metrics) => api.layer(metrics),
+        None => api,
+    };
+    let probes = Router::new()
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route("/version", get(routes::health::version))
-        .fallback(not_found)
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
-                .layer(axum_tracing_opentelemetry::middleware::OtelInResponseLayer)
-                .layer(metrics)
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    REQUEST_TIMEOUT,
-                ))
-                .layer(CatchPanicLayer::custom(|_panic| {
-                    error_response(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "the handler panicked; the server logs have the details",
-                    )
-                }))
-                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
-        )
+        .layer(handling());
+    api.merge(probes).with_state(state).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .option_layer(telemetry_on.then_some(request_span::RequestSpanLayer)),
+    )
 }
 
 /// `GET /metrics` alone, without the API's middleware: a scrape every few seconds should make

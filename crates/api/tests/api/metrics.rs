@@ -16,6 +16,8 @@ async fn request_series_are_keyed_by_route_template() {
         .await
         .unwrap();
     assert_eq!(beacon.status(), 204);
+    let probe = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(probe.status(), 200);
     let response = app
         .client
         .post(app.url(&format!("/api/repositories/{id}/poll")))
