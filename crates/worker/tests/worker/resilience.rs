@@ -8,7 +8,7 @@ use crate::helpers::{Mode, eventually, sample, spawn_provider, spawn_stack};
 /// and the metrics say so.
 #[tokio::test]
 async fn failing_provider_leads_to_retries_and_a_kept_failed_job() {
-    let mut stack = spawn_stack().await;
+    let stack = spawn_stack().await;
     let provider = spawn_provider(Mode::Fail).await;
     let worker = stack.spawn_worker(&provider, 2);
     let id = stack.create_repository("broken", "provider").await;
@@ -34,8 +34,25 @@ async fn failing_provider_leads_to_retries_and_a_kept_failed_job() {
         "{metrics}"
     );
     assert_eq!(provider.traceparents().len(), 2, "one call per attempt");
-    let depth = jobs::depth(&mut stack.redis, &stack.queue).await.unwrap();
-    assert_eq!(depth.failed, 1, "the failed job is kept: {depth:?}");
+    // The failure is counted in the handler; the queue moves the job to its dead set just after.
+    let depth = eventually(
+        "the failed job is kept in the dead set",
+        Duration::from_secs(10),
+        || {
+            let (mut redis, queue) = (stack.redis.clone(), stack.queue.clone());
+            async move {
+                let depth = jobs::depth(&mut redis, &queue)
+                    .await
+                    .map_err(|err| format!("{err:#}"))?;
+                if depth.failed == 1 {
+                    Ok(depth)
+                } else {
+                    Err(format!("{depth:?}"))
+                }
+            }
+        },
+    )
+    .await;
     assert_eq!(
         depth.pending + depth.scheduled,
         0,
