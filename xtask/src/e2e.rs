@@ -14,7 +14,7 @@
 mod apps;
 mod backends;
 mod poll;
-mod provider;
+pub(crate) mod provider;
 mod scenario;
 mod stack;
 

@@ -21,6 +21,7 @@ pub enum Command {
     E2e(E2e),
     Check(Check),
     Deploy(Deploy),
+    Bench(Bench),
 }
 
 /// Run every test: the workspace's (on real PostgreSQL and Redis), then the e2e.
@@ -244,3 +245,50 @@ Prints one line per problem, `file[:line]: what is wrong; what to change`, and e
 there is any. `cargo test` runs the same checks (xtask's `check` test)."
 )]
 pub struct Check {}
+
+/// Measure what telemetry costs the api and the worker; prints tables, writes JSON.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Measures what telemetry costs, on release builds of ampel-api and ampel-worker, \
+and prints four tables: (1) overhead: the same api binary with telemetry on (server span, OTLP \
+traces and logs to a counting OTLP sink, JSON logs, metrics) and off (AMPEL_TELEMETRY=off), \
+alternating under wrk with server and load generator pinned to separate cores, on a trivial \
+route and a PostgreSQL-backed one: req/s, p50/p99, CPU per request, instructions per request \
+(callgrind, fixed request count), spans and logs sent vs received; (2) a refusing and a hung \
+OTLP endpoint vs a live one: req/s, p99, RSS, dropped items, SIGTERM-to-exit; (3) time from a \
+request's end to its trace (Jaeger), log (VictoriaLogs) and counter (Prometheus) being \
+queryable, in containers; (4) worker jobs/s against a local fake provider, telemetry on vs off.\n\n\
+Needs wrk, curl, taskset and valgrind on PATH; DATABASE_URL and REDIS_URL (`bash .ci/services.sh`); \
+for table 3 a container engine (DOCKER_HOST for Podman) and the images of compose/ \
+(`source .ci/images.env`). Wall-clock figures need a quiet machine: the load average is \
+printed with each table."
+)]
+pub struct Bench {
+    /// Shorter runs and fewer samples: all four tables in under 3 minutes, noisier figures.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only these tables (default all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<BenchTable>,
+    /// Where the JSON report is written (the tables, for comparison across commits).
+    #[arg(long, default_value = "target/bench/bench.json", value_name = "FILE")]
+    pub out: std::path::PathBuf,
+    /// Measure the ampel-api and ampel-worker in this folder (e.g. another commit's
+    /// target/release) instead of building them. Builds without AMPEL_TELEMETRY run their "off"
+    /// rows with telemetry on.
+    #[arg(long, value_name = "DIR")]
+    pub binaries: Option<std::path::PathBuf>,
+}
+
+/// One of the tables `bench` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum BenchTable {
+    /// Telemetry on vs off: throughput, latency, CPU and instructions per request.
+    Overhead,
+    /// A refusing and a hung OTLP endpoint vs a live one.
+    Backend,
+    /// From a request's end to its trace, log and counter being queryable.
+    Visible,
+    /// Worker jobs per second, telemetry on vs off.
+    Worker,
+}

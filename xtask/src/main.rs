@@ -8,6 +8,7 @@
 //! each command lives in the module named after it. `compose.rs` reads `compose/`, the one
 //! source of truth for service names, images and ports.
 
+mod bench;
 mod check;
 mod compose;
 mod deploy;
@@ -33,5 +34,6 @@ fn main() -> anyhow::Result<()> {
         flags::Command::ObsDown(cmd) => cmd.run(),
         flags::Command::Status(cmd) => cmd.run(),
         flags::Command::Check(cmd) => cmd.run(),
+        flags::Command::Bench(cmd) => cmd.run(),
     }
 }

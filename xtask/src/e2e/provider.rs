@@ -3,6 +3,8 @@
 //! only what the worker calls, in GitHub's shape.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use axum::{Json, Router, extract::Path, routing::get};
@@ -38,6 +40,8 @@ fn pull_requests(owner: &str, repo: &str) -> Value {
 /// The running fake; stops when dropped.
 pub struct FakeProvider {
     pub address: SocketAddr,
+    /// Requests served so far (`cargo xtask bench` times the worker by them).
+    pub calls: Arc<AtomicU64>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -45,10 +49,13 @@ impl FakeProvider {
     /// Serves `GET /repos/{owner}/{repo}/pulls` on a free loopback port (the worker runs on the
     /// host, so loopback is enough).
     pub async fn start() -> anyhow::Result<Self> {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counter = calls.clone();
         let app = Router::new().route(
             "/repos/{owner}/{repo}/pulls",
-            get(|Path((owner, repo)): Path<(String, String)>| async move {
-                Json(pull_requests(&owner, &repo))
+            get(move |Path((owner, repo)): Path<(String, String)>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(Json(pull_requests(&owner, &repo)))
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -60,7 +67,15 @@ impl FakeProvider {
                 eprintln!("the fake provider stopped: {err}");
             }
         });
-        Ok(Self { address, server })
+        Ok(Self {
+            address,
+            calls,
+            server,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
     }
 }
 

@@ -144,10 +144,7 @@ pub async fn run(
     let mut worker_env = stack.app_env("worker")?;
     worker_env.extend([
         ("WORKER_LISTEN_ADDR".to_owned(), worker_address.to_string()),
-        (
-            "PROVIDER_BASE_URL".to_owned(),
-            format!("http://{}", provider.address),
-        ),
+        ("PROVIDER_BASE_URL".to_owned(), provider.base_url()),
         ("PROVIDER_TOKEN".to_owned(), String::new()),
         queue,
     ]);
