@@ -7,17 +7,16 @@
 //! ```
 //!
 //! Layout: `overhead.rs`, `backend.rs`, `visible.rs` and `worker.rs` each measure one table;
-//! `app.rs` runs the release binaries pinned to the server core and reads their CPU time and
-//! memory from /proc; `load.rs` drives them with wrk (throughput, latency) or curl (an exact
-//! request count); `callgrind.rs` counts instructions per request; `sink.rs` is the counting
-//! OTLP receiver and the refusing and hung endpoints; `containers.rs` runs Jaeger, VictoriaLogs
-//! and Prometheus for table 3; `report.rs` prints the tables and writes the JSON.
+//! `app.rs` runs the release binaries pinned to the server core (through the e2e's process
+//! helper) and reads their CPU time and memory from /proc; `load.rs` drives them with wrk
+//! (throughput, latency) or curl (an exact request count); `callgrind.rs` counts instructions per
+//! request; `sink.rs` is the counting OTLP receiver and the refusing and hung endpoints; table 3
+//! runs on the e2e's stack and backend clients; `report.rs` prints the tables and writes the JSON.
 //! docs/performance.md explains the method and holds the reference figures.
 
 mod app;
 mod backend;
 mod callgrind;
-mod containers;
 mod load;
 mod overhead;
 mod report;
@@ -145,8 +144,8 @@ impl Ctx {
         let mut env = self.env("api", telemetry);
         env.push(("API_LISTEN_ADDR".into(), listen.to_string()));
         let log = self.logs.path().join(log);
-        let mut api = app::App::start("ampel-api", &self.binaries.api, &[], &env, listen, log)?;
-        api.ready(&self.http).await?;
+        let mut api = app::start("ampel-api", &self.binaries.api, &[], &env, listen, log)?;
+        api.ready("/health").await?;
         Ok(api)
     }
 
@@ -212,7 +211,7 @@ impl flags::Bench {
             &[],
         )?;
         let binaries = match &self.binaries {
-            Some(dir) => app::Binaries::in_dir(dir)?,
+            Some(dir) => app::binaries_in(dir)?,
             None => app::build()?,
         };
         let dir = crate::util::project_root().join("target/bench");
@@ -312,6 +311,16 @@ fn required(name: &str, example: &str) -> anyhow::Result<String> {
         .with_context(|| {
             format!("{name} is not set: start PostgreSQL and Redis (`bash .ci/services.sh`) and export {name}={example}")
         })
+}
+
+/// Telemetry off then on in even rounds, on then off in odd ones, so a drift in the machine's
+/// state (another process waking up, caches, thermal) does not always favour the same one.
+pub fn alternating(round: usize) -> [bool; 2] {
+    if round.is_multiple_of(2) {
+        [false, true]
+    } else {
+        [true, false]
+    }
 }
 
 /// The median of some samples (the mean of the middle two for an even count).

@@ -11,12 +11,12 @@
 //! polled with a deadline (`poll.rs`); `backends/` holds one small client per backend behind the
 //! `TraceStore` and `LogStore` traits.
 
-mod apps;
-mod backends;
+pub(crate) mod apps;
+pub(crate) mod backends;
 mod poll;
 pub(crate) mod provider;
 mod scenario;
-mod stack;
+pub(crate) mod stack;
 
 pub use stack::Datastores;
 
@@ -36,7 +36,7 @@ impl flags::E2e {
 
     async fn run_async(self) -> anyhow::Result<()> {
         let started = Instant::now();
-        let binaries = apps::build()?;
+        let binaries = apps::build(apps::Profile::Debug)?;
         let built = started.elapsed();
         let stack = stack::Stack::start(self.traces, self.logs).await?;
         let ready = started.elapsed();
@@ -111,7 +111,7 @@ mod tests {
         }
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
-            let binaries = apps::build().unwrap();
+            let binaries = apps::build(apps::Profile::Debug).unwrap();
             let stack = stack::Stack::start(flags.traces, flags.logs).await.unwrap();
             // (run, what is switched off, the checks that must fail, what the failure must say)
             let cases = [

@@ -257,7 +257,7 @@ route and a PostgreSQL-backed one: req/s, p50/p99, CPU per request, instructions
 (callgrind, fixed request count), spans and logs sent vs received; (2) a refusing and a hung \
 OTLP endpoint vs a live one: req/s, p99, RSS, dropped items, SIGTERM-to-exit; (3) time from a \
 request's end to its trace (Jaeger), log (VictoriaLogs) and counter (Prometheus) being \
-queryable, in containers; (4) worker jobs/s against a local fake provider, telemetry on vs off.\n\n\
+queryable, on the e2e's containers; (4) worker jobs/s against a local fake provider, telemetry on vs off.\n\n\
 Needs wrk, curl, taskset and valgrind on PATH; DATABASE_URL and REDIS_URL (`bash .ci/services.sh`); \
 for table 3 a container engine (DOCKER_HOST for Podman) and the images of compose/ \
 (`source .ci/images.env`). Wall-clock figures need a quiet machine: the load average is \

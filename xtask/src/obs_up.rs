@@ -172,10 +172,7 @@ fn wait(
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .context("build the HTTP client")?;
+    let http = crate::obs_up::probe::http_client()?;
     let progress = Progress::new(targets);
     let last_seen: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
 

@@ -9,7 +9,6 @@
 //! used because Podman without systemd never runs healthchecks), and the URL to open.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -63,10 +62,7 @@ impl flags::Status {
             .enable_all()
             .build()
             .context("start the async runtime")?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .context("build the HTTP client")?;
+        let http = crate::obs_up::probe::http_client()?;
         let probes = runtime.block_on(futures::future::join_all(
             targets.iter().map(|target| target.check(&http)),
         ));

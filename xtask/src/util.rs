@@ -51,3 +51,22 @@ pub fn run(
     expression.run().with_context(|| format!("{step} failed"))?;
     Ok(())
 }
+
+/// Serves `app` on a free 127.0.0.1 port in the background: local stand-ins (the fake provider,
+/// the bench's OTLP sink). Returns the address and the task; abort the task to stop it.
+pub async fn serve_on_loopback(
+    what: &str,
+    app: axum::Router,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .with_context(|| format!("bind {what}"))?;
+    let address = listener.local_addr()?;
+    let what = what.to_owned();
+    let server = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            eprintln!("{what} stopped: {err}");
+        }
+    });
+    Ok((address, server))
+}

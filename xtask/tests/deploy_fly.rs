@@ -85,6 +85,12 @@ impl FakeFly {
         );
         run_xtask(args, env, &path, &self.state())
     }
+
+    /// A full deploy with the secrets set, the fake failing the flyctl call named by `step`
+    /// (`{command}@{app}`, as `FAKE_FLYCTL_FAIL` takes it).
+    fn deploy_failing_at(&self, step: &str) -> Run {
+        self.deploy(&[], &[SECRETS[0], SECRETS[1], ("FAKE_FLYCTL_FAIL", step)])
+    }
 }
 
 fn read_calls(state: &Path) -> Vec<Value> {
@@ -430,14 +436,7 @@ fn secrets_go_through_stdin_only() {
 #[test]
 fn flyctl_output_is_masked() {
     let fly = FakeFly::new();
-    let run = fly.deploy(
-        &[],
-        &[
-            SECRETS[0],
-            SECRETS[1],
-            ("FAKE_FLYCTL_FAIL", "secrets import@ampel-api"),
-        ],
-    );
+    let run = fly.deploy_failing_at("secrets import@ampel-api");
     assert!(!run.success(), "{run:?}");
     assert!(
         run.stderr
@@ -457,14 +456,7 @@ fn flyctl_output_is_masked() {
 #[test]
 fn failed_deploy_stops_with_step_and_output_tail() {
     let fly = FakeFly::new();
-    let run = fly.deploy(
-        &[],
-        &[
-            SECRETS[0],
-            SECRETS[1],
-            ("FAKE_FLYCTL_FAIL", "deploy@ampel-api"),
-        ],
-    );
+    let run = fly.deploy_failing_at("deploy@ampel-api");
     assert!(!run.success(), "{run:?}");
     assert!(
         run.stderr
@@ -588,10 +580,7 @@ fn missing_required_secret_stops_before_any_change() {
 #[test]
 fn logged_out_flyctl_says_how_to_log_in() {
     let fly = FakeFly::new();
-    let run = fly.deploy(
-        &[],
-        &[SECRETS[0], SECRETS[1], ("FAKE_FLYCTL_FAIL", "auth whoami@")],
-    );
+    let run = fly.deploy_failing_at("auth whoami@");
     assert!(!run.success(), "{run:?}");
     assert!(
         run.stderr

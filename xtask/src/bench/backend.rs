@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::app::LogFile;
+use super::app::{self, LogFile};
 use super::load::{Route, wrk};
 use super::sink::{Hung, Sink, refusing};
 use super::{Ctx, Telemetry, median};
@@ -68,13 +68,7 @@ const SETTLE: Duration = Duration::from_secs(7);
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Backend> {
     let load_before = super::report::loadavg();
-    let route = Route {
-        name: "trivial",
-        method: "POST",
-        path: "/api/vitals".into(),
-        template: "/api/vitals",
-        body: Some(r#"{"name":"LCP","value":1234.5,"rating":"good"}"#),
-    };
+    let route = Route::trivial();
     let mut runs: [Vec<Run>; 3] = Default::default();
     for round in 0..ctx.plan.rounds {
         // Rotate the order each round, as the overhead table alternates off and on.
@@ -166,7 +160,7 @@ async fn measure(ctx: &Ctx, route: &Route, kind: &str, round: usize) -> anyhow::
         &ctx.dir,
     )
     .await?;
-    let rss_start = app.rss()?;
+    let rss_start = app::rss(&app)?;
     let measured = wrk(&app.base_url, route, c, ctx.plan.duration, &ctx.dir).await?;
     let mut requests = measured.requests;
     while requests < ctx.plan.rss_requests {
@@ -174,7 +168,7 @@ async fn measure(ctx: &Ctx, route: &Route, kind: &str, round: usize) -> anyhow::
             .await?
             .requests;
     }
-    let rss_end = app.rss()?;
+    let rss_end = app::rss(&app)?;
     let shutdown = app.stop(Duration::from_secs(15)).await?;
     let written = LogFile::read(&log, route.template)?;
     std::fs::remove_file(&log)?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::Ctx;
-use super::app::{App, LogFile, free_addr};
+use super::app::{self, App, LogFile, free_addr};
 use super::load::{Route, curl};
 use super::sink::Sink;
 
@@ -69,7 +69,7 @@ pub async fn measure(
         format!("--callgrind-out-file={}", out.display()),
     ];
     let log = dir.join(format!("callgrind-{label}.log"));
-    let mut app = App::start(
+    let mut app = app::start(
         "ampel-api (callgrind)",
         &ctx.binaries.api,
         &wrapper,
@@ -77,7 +77,7 @@ pub async fn measure(
         listen,
         log,
     )?;
-    app.ready(&ctx.http).await?;
+    app.ready("/health").await?;
     curl(&app.base_url, route, WARMUP_REQUESTS, dir).await?;
     if let Some(sink) = sink {
         // The warm-up's export must not land inside the measurement.

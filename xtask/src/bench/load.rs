@@ -22,6 +22,18 @@ pub struct Route {
 }
 
 impl Route {
+    /// `POST /api/vitals` (a web-vitals beacon): metered, no database or queue, a handler of a
+    /// few thousand instructions, so telemetry's own cost stands out.
+    pub fn trivial() -> Self {
+        Self {
+            name: "trivial",
+            method: "POST",
+            path: "/api/vitals".into(),
+            template: "/api/vitals",
+            body: Some(r#"{"name":"LCP","value":1234.5,"rating":"good"}"#),
+        }
+    }
+
     /// The server span's name: method and route template.
     pub fn span_name(&self) -> String {
         format!("{} {}", self.method, self.template)

@@ -15,7 +15,7 @@
 
 use anyhow::Context as _;
 
-use super::app::{App, LogFile, free_addr, load_cpu};
+use super::app::{self, LogFile, free_addr, load_cpu};
 use super::callgrind::{self, Profile};
 use super::load::{Route, Wrk, wrk};
 use super::sink::Sink;
@@ -87,14 +87,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Overhead> {
         let mut off = Vec::new();
         let mut on = Vec::new();
         for round in 0..ctx.plan.rounds {
-            // Alternate which mode goes first, so a drift in the machine's state (another
-            // process waking up, caches, thermal) does not always favour the same one.
-            let order = if round % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for telemetry_on in order {
+            for telemetry_on in super::alternating(round) {
                 eprintln!(
                     "overhead: {} {} round {}/{}",
                     route.name,
@@ -167,9 +160,9 @@ async fn measure(
     let log = app.log.clone();
     let c = ctx.plan.connections;
     wrk(&app.base_url, route, c, ctx.plan.warmup, &ctx.dir).await?;
-    let (cpu_before, load_before) = (app.cpu()?, load_cpu()?);
+    let (cpu_before, load_before) = (app::cpu(&app)?, load_cpu()?);
     let measured = wrk(&app.base_url, route, c, ctx.plan.duration, &ctx.dir).await?;
-    let (cpu, load) = (app.cpu()? - cpu_before, load_cpu()? - load_before);
+    let (cpu, load) = (app::cpu(&app)? - cpu_before, load_cpu()? - load_before);
     let shutdown = app.stop(std::time::Duration::from_secs(15)).await?;
     let written = LogFile::read(&log, route.template)?;
     // The logs of a finished run are only counted; at tens of MB each they are not kept.
@@ -197,13 +190,7 @@ async fn measure(
 
 /// The two routes; the PostgreSQL one needs a row, created (or found) through the api itself.
 async fn routes(ctx: &Ctx) -> anyhow::Result<Vec<Route>> {
-    let trivial = Route {
-        name: "trivial",
-        method: "POST",
-        path: "/api/vitals".into(),
-        template: "/api/vitals",
-        body: Some(r#"{"name":"LCP","value":1234.5,"rating":"good"}"#),
-    };
+    let trivial = Route::trivial();
     let id = repository(ctx, "postgres-route").await?;
     let postgres = Route {
         name: "postgres",
@@ -226,7 +213,7 @@ pub async fn repositories(ctx: &Ctx, names: &[&str]) -> anyhow::Result<Vec<i64>>
     let mut env = ctx.env("api", &Telemetry::Off);
     env.push(("API_LISTEN_ADDR".into(), listen.to_string()));
     let log = ctx.dir.join("setup-api.log");
-    let mut app = App::start(
+    let mut app = app::start(
         "ampel-api (setup)",
         &ctx.binaries.api,
         &[],
@@ -234,7 +221,7 @@ pub async fn repositories(ctx: &Ctx, names: &[&str]) -> anyhow::Result<Vec<i64>>
         listen,
         log,
     )?;
-    app.ready(&ctx.http).await?;
+    app.ready("/health").await?;
     let mut ids = Vec::new();
     for name in names {
         let url = format!("{}/api/repositories", app.base_url);

@@ -59,15 +59,7 @@ impl Sink {
             // A batch of 512 spans is a few hundred KiB; axum's default limit is 2 MiB.
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(tally.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("bind the OTLP sink")?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                eprintln!("the OTLP sink stopped: {err}");
-            }
-        });
+        let (addr, server) = crate::util::serve_on_loopback("the OTLP sink", app).await?;
         Ok(Self {
             addr,
             tally,

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::app::{App, free_addr};
-use super::containers::{Container, engine};
-use super::{Ctx, Telemetry, median};
-use crate::compose::{self, ComposeFile};
+use super::app;
+use super::{Ctx, median};
+use crate::e2e::apps;
+use crate::e2e::stack::Stack;
+use crate::flags::{LogBackend, TraceBackend};
 
 /// Table 3.
 #[derive(Debug, serde::Serialize)]
@@ -36,8 +37,6 @@ pub struct Row {
     pub limit_s: f64,
 }
 
-/// How long a container may take to answer.
-const READY_DEADLINE: Duration = Duration::from_secs(90);
 /// How long one sample may take to become visible before the table fails.
 const SAMPLE_DEADLINE: Duration = Duration::from_secs(30);
 const PROBE_INTERVAL: Duration = Duration::from_millis(25);
@@ -48,92 +47,22 @@ const BEACON: &str = r#"{"name":"LCP","value":1234.5,"rating":"good"}"#;
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Visible> {
     let load_before = super::report::loadavg();
-    let cli = engine()?;
-    let main = ComposeFile::read(compose::MAIN)?;
-    let peers = ComposeFile::read(compose::PEERS)?;
-    let image = |file: &ComposeFile, service: &str| {
-        file.services
-            .get(service)
-            .and_then(compose::Service::resolved_image)
-            .with_context(|| format!("no image for {service} in compose/"))
-    };
+    eprintln!("visible: starting the e2e's stack (Jaeger, VictoriaLogs, Prometheus)");
+    let stack = Stack::start(TraceBackend::Jaeger, LogBackend::Victorialogs).await?;
+    let measured = measure(ctx, &stack, load_before).await;
+    stack.stop(false).await;
+    measured
+}
+
+async fn measure(ctx: &Ctx, stack: &Stack, load_before: String) -> anyhow::Result<Visible> {
+    // The e2e's Prometheus takes its global settings from the stack's configuration.
     let scrape_interval = scrape_interval()?;
-
-    eprintln!("visible: starting Jaeger, VictoriaLogs and Prometheus ({cli})");
-    let jaeger = Container::run(
-        cli,
-        "jaeger",
-        &[
-            "-p".into(),
-            "127.0.0.1::4318".into(),
-            "-p".into(),
-            "127.0.0.1::16686".into(),
-            image(&peers, "jaeger")?,
-        ],
-    )?;
-    let mut victorialogs_args = vec![
-        "-p".to_owned(),
-        "127.0.0.1::9428".to_owned(),
-        image(&peers, "victorialogs")?,
-    ];
-    victorialogs_args.extend(command(&peers, "victorialogs"));
-    let victorialogs = Container::run(cli, "victorialogs", &victorialogs_args)?;
-
-    // Prometheus shares the host's network so it can scrape the api on 127.0.0.1 (a container
-    // cannot reach the host's loopback otherwise); it listens on a free loopback port.
-    let api_listen = free_addr()?;
-    let prometheus_listen = free_addr()?;
-    let config_dir = ctx.dir.join("prometheus");
-    std::fs::create_dir_all(&config_dir)?;
-    std::fs::write(
-        config_dir.join("prometheus.yml"),
-        format!(
-            "# Written by `cargo xtask bench` (table 3); the interval is {PROMETHEUS_CONFIG}'s.\n\
-global:\n  scrape_interval: {}ms\nscrape_configs:\n  - job_name: api\n    static_configs:\n      - targets: [\"{api_listen}\"]\n",
-            scrape_interval.as_millis()
-        ),
-    )?;
-    let prometheus = Container::run(
-        cli,
-        "prometheus",
-        &[
-            "--network".into(),
-            "host".into(),
-            "-v".into(),
-            format!("{}:/etc/bench:ro", config_dir.display()),
-            image(&main, "prometheus")?,
-            "--config.file=/etc/bench/prometheus.yml".into(),
-            "--storage.tsdb.path=/tmp/prometheus".into(),
-            format!("--web.listen-address={prometheus_listen}"),
-        ],
-    )?;
-    let jaeger_query = format!("http://{}", jaeger.published(16686)?);
-    let jaeger_otlp = format!("http://{}", jaeger.published(4318)?);
-    let logs_url = format!("http://{}", victorialogs.published(9428)?);
-    let prometheus_url = format!("http://{prometheus_listen}");
-    jaeger
-        .ready(
-            &ctx.http,
-            &format!("{jaeger_query}/api/v3/services"),
-            READY_DEADLINE,
-        )
-        .await?;
-    victorialogs
-        .ready(&ctx.http, &format!("{logs_url}/health"), READY_DEADLINE)
-        .await?;
-    prometheus
-        .ready(
-            &ctx.http,
-            &format!("{prometheus_url}/-/ready"),
-            READY_DEADLINE,
-        )
-        .await?;
-
-    let telemetry = Telemetry::On {
-        traces: format!("{jaeger_otlp}/v1/traces"),
-        logs: format!("{logs_url}/insert/opentelemetry/v1/logs"),
-    };
-    let mut env = ctx.env("api", &telemetry);
+    let api_listen = apps::free_port(stack.host_ip)?;
+    stack
+        .scrape(&[("api", api_listen)], "bench")
+        .await
+        .context("point Prometheus at the api")?;
+    let mut env = stack.app_env("api")?;
     env.push(("API_LISTEN_ADDR".into(), api_listen.to_string()));
     let settings = format!(
         "OTEL_BSP_SCHEDULE_DELAY={} ms, OTEL_BLRP_SCHEDULE_DELAY={} ms (compose), scrape_interval {} s ({PROMETHEUS_CONFIG})",
@@ -141,7 +70,7 @@ global:\n  scrape_interval: {}ms\nscrape_configs:\n  - job_name: api\n    static
         value(&env, "OTEL_BLRP_SCHEDULE_DELAY"),
         scrape_interval.as_secs_f64()
     );
-    let mut app = App::start(
+    let mut app = app::start(
         "ampel-api",
         &ctx.binaries.api,
         &[],
@@ -149,13 +78,8 @@ global:\n  scrape_interval: {}ms\nscrape_configs:\n  - job_name: api\n    static
         api_listen,
         ctx.dir.join("visible-api.log"),
     )?;
-    app.ready(&ctx.http).await?;
-    let probes = Probes {
-        http: ctx.http.clone(),
-        jaeger: jaeger_query,
-        logs: logs_url,
-        prometheus: prometheus_url,
-    };
+    app.ready("/health").await?;
+    let probes = Probes { stack };
     let since = Instant::now();
     while probes.counter().await?.is_none() {
         anyhow::ensure!(
@@ -228,7 +152,6 @@ global:\n  scrape_interval: {}ms\nscrape_configs:\n  - job_name: api\n    static
     let [trace, log] = found?;
     let metric = metric?;
     app.stop(Duration::from_secs(15)).await?;
-    drop((jaeger, victorialogs, prometheus));
 
     let scrape_s = scrape_interval.as_secs_f64();
     let row = |signal, backend: String, samples_s: Vec<f64>, limit_s| Row {
@@ -280,14 +203,12 @@ async fn request(http: &reqwest::Client, base_url: &str) -> anyhow::Result<Strin
         .with_context(|| format!("POST {url}: traceparent {traceparent:?} has no trace id"))
 }
 
-struct Probes {
-    http: reqwest::Client,
-    jaeger: String,
-    logs: String,
-    prometheus: String,
+/// Queries through the e2e stack's clients of its backends.
+struct Probes<'a> {
+    stack: &'a Stack,
 }
 
-impl Probes {
+impl Probes<'_> {
     /// Polls `probe` until it says yes; returns the time since `end`.
     async fn until<F, Fut>(&self, end: Instant, what: &str, probe: F) -> anyhow::Result<Duration>
     where
@@ -307,54 +228,24 @@ impl Probes {
         }
     }
 
-    /// Jaeger answers 404 until it holds the trace.
+    /// Jaeger holds the request's server span.
     async fn trace(&self, trace_id: &str) -> anyhow::Result<bool> {
-        let url = format!("{}/api/v3/traces/{trace_id}", self.jaeger);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        Ok(response.status().is_success()
-            && response.text().await?.contains(&format!("POST {ROUTE}")))
+        let name = format!("POST {ROUTE}");
+        let spans = self.stack.traces.spans(trace_id).await?;
+        Ok(spans.iter().any(|span| span.name == name))
     }
 
+    /// VictoriaLogs holds a log record of the request.
     async fn log(&self, trace_id: &str) -> anyhow::Result<bool> {
-        let url = format!("{}/select/logsql/query", self.logs);
-        let body = self
-            .http
-            .get(&url)
-            .query(&[("query", format!("trace_id:=\"{trace_id}\""))])
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .with_context(|| format!("GET {url}"))?
-            .text()
-            .await?;
-        Ok(body.lines().any(|line| !line.trim().is_empty()))
+        Ok(!self.stack.logs.records(trace_id).await?.is_empty())
     }
 
     /// The route's request count as Prometheus has it, `None` before the first scrape.
     async fn counter(&self) -> anyhow::Result<Option<f64>> {
-        let url = format!("{}/api/v1/query", self.prometheus);
         let query = format!(
             "sum(axum_http_requests_total{{endpoint=\"{ROUTE}\"}}) or (up{{job=\"api\"}} == 1) * 0"
         );
-        let body: serde_json::Value = self
-            .http
-            .get(&url)
-            .query(&[("query", query.as_str())])
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .with_context(|| format!("GET {url}?query={query}"))?
-            .json()
-            .await?;
-        Ok(body["data"]["result"]
-            .as_array()
-            .and_then(|result| result.first())
-            .and_then(|sample| sample["value"][1].as_str()?.parse::<f64>().ok()))
+        self.stack.prometheus.value(&query).await
     }
 }
 
@@ -365,42 +256,10 @@ fn scrape_interval() -> anyhow::Result<Duration> {
         std::fs::read_to_string(&path).with_context(|| format!("read {PROMETHEUS_CONFIG}"))?;
     let config: serde_yaml::Value =
         serde_yaml::from_str(&text).with_context(|| format!("parse {PROMETHEUS_CONFIG}"))?;
-    let interval = config["global"]["scrape_interval"]
-        .as_str()
-        .unwrap_or("1m")
-        .to_owned();
-    let (number, unit) = interval.split_at(
-        interval
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(interval.len()),
-    );
-    let number: u64 = number
-        .parse()
-        .with_context(|| format!("{PROMETHEUS_CONFIG}: scrape_interval {interval:?}"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number * 60),
-        _ => anyhow::bail!("{PROMETHEUS_CONFIG}: scrape_interval {interval:?}: use ms, s or m"),
-    })
-}
-
-/// A compose service's `command:` as arguments.
-fn command(file: &ComposeFile, service: &str) -> Vec<String> {
-    match file
-        .services
-        .get(service)
-        .and_then(|service| service.command.as_ref())
-    {
-        Some(serde_yaml::Value::Sequence(items)) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        Some(serde_yaml::Value::String(text)) => {
-            text.split_whitespace().map(str::to_owned).collect()
-        }
-        _ => Vec::new(),
-    }
+    // Prometheus' own default when the file sets none.
+    let interval = config["global"]["scrape_interval"].as_str().unwrap_or("1m");
+    promql_parser::util::parse_duration(interval)
+        .map_err(|err| anyhow::anyhow!("{PROMETHEUS_CONFIG}: scrape_interval {interval:?}: {err}"))
 }
 
 fn value(env: &[(String, String)], key: &str) -> String {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::app::{App, free_addr};
+use super::app::{self, free_addr};
 use super::load::curl_paths;
 use super::overhead::repositories;
 use super::sink::Sink;
@@ -61,12 +61,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Worker> {
 
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for round in 0..ctx.plan.rounds {
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for telemetry_on in order {
+        for telemetry_on in super::alternating(round) {
             eprintln!(
                 "worker: {} round {}/{}",
                 if telemetry_on { "on" } else { "off" },
@@ -130,7 +125,7 @@ async fn measure(
     let log = ctx
         .dir
         .join(format!("worker-{}-{round}.log", telemetry.label()));
-    let worker = App::start(
+    let worker = app::start(
         "ampel-worker",
         &ctx.binaries.worker,
         &[],
@@ -145,10 +140,10 @@ async fn measure(
     let last = loop {
         let calls = provider.calls.load(Ordering::SeqCst);
         if first.is_none() && calls >= 1 {
-            first = Some((Instant::now(), worker.cpu()?));
+            first = Some((Instant::now(), app::cpu(&worker)?));
         }
         if calls >= jobs {
-            break (Instant::now(), worker.cpu()?);
+            break (Instant::now(), app::cpu(&worker)?);
         }
         anyhow::ensure!(
             since.elapsed() < deadline,

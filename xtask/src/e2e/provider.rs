@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Context as _;
 use axum::{Json, Router, extract::Path, routing::get};
 use serde_json::{Value, json};
 
@@ -58,15 +57,7 @@ impl FakeProvider {
                 std::future::ready(Json(pull_requests(&owner, &repo)))
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("bind the fake provider")?;
-        let address = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                eprintln!("the fake provider stopped: {err}");
-            }
-        });
+        let (address, server) = crate::util::serve_on_loopback("the fake provider", app).await?;
         Ok(Self {
             address,
             calls,

@@ -153,6 +153,15 @@ impl Target {
 /// How long one probe may take; the caller's deadline bounds the whole wait.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The HTTP client for [`Target::check`]: a request may take 2 s, so a hung service reads as
+/// not ready instead of holding the probe.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .context("build the HTTP client")
+}
+
 async fn connect(port: u16) -> Result<TcpStream, String> {
     TcpStream::connect(("127.0.0.1", port))
         .await

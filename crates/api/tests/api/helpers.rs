@@ -18,27 +18,39 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// `GET /metrics` as text.
-    pub async fn metrics(&self) -> String {
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// `POST path` without a body.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.unwrap()
+    }
+
+    /// `POST path` with `body` as JSON.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.client
-            .get(self.url("/metrics"))
+            .post(self.url(path))
+            .json(&body)
             .send()
             .await
             .unwrap()
-            .text()
-            .await
-            .unwrap()
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
     }
 
     /// `POST /api/repositories` and the new repository's id.
     pub async fn create_repository(&self, owner: &str, name: &str) -> i64 {
         let response = self
-            .client
-            .post(self.url("/api/repositories"))
-            .json(&serde_json::json!({ "owner": owner, "name": name }))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                "/api/repositories",
+                serde_json::json!({ "owner": owner, "name": name }),
+            )
+            .await;
         assert_eq!(response.status(), 201);
         let body: serde_json::Value = response.json().await.unwrap();
         body["id"].as_i64().unwrap()

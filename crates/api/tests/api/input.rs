@@ -74,23 +74,13 @@ async fn bad_input_gets_json_4xx_and_the_service_keeps_serving() {
         .unwrap();
     assert_json_error(over_limit, 413).await;
 
-    let bad_id = app
-        .client
-        .get(app.url("/api/repositories/abc"))
-        .send()
-        .await
-        .unwrap();
+    let bad_id = app.get("/api/repositories/abc").await;
     assert_json_error(bad_id, 400).await;
 
-    let unknown_route = app
-        .client
-        .get(app.url("/no/such/route"))
-        .send()
-        .await
-        .unwrap();
+    let unknown_route = app.get("/no/such/route").await;
     assert_json_error(unknown_route, 404).await;
 
-    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    let health = app.get("/health").await;
     assert_eq!(health.status(), 200);
     app.create_repository("still", "serving").await;
 }

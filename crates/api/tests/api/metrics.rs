@@ -9,24 +9,18 @@ async fn request_series_are_keyed_by_route_template() {
     let app = spawn_app().await;
     let id = app.create_repository("serde-rs", "serde").await;
     let beacon = app
-        .client
-        .post(app.url("/api/vitals"))
-        .json(&serde_json::json!({ "name": "CLS", "value": 0.05, "rating": "good" }))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/vitals",
+            serde_json::json!({ "name": "CLS", "value": 0.05, "rating": "good" }),
+        )
+        .await;
     assert_eq!(beacon.status(), 204);
-    let probe = app.client.get(app.url("/health")).send().await.unwrap();
+    let probe = app.get("/health").await;
     assert_eq!(probe.status(), 200);
-    let response = app
-        .client
-        .post(app.url(&format!("/api/repositories/{id}/poll")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post(&format!("/api/repositories/{id}/poll")).await;
     assert_eq!(response.status(), 202);
 
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.get("/metrics").await;
     assert_eq!(
         response.headers()["content-type"],
         telemetry::PROMETHEUS_CONTENT_TYPE,
@@ -62,12 +56,7 @@ async fn request_series_are_keyed_by_route_template() {
 async fn unknown_paths_do_not_create_series() {
     let app = spawn_app().await;
     for n in 0..500 {
-        let response = app
-            .client
-            .get(app.url(&format!("/scan/{n}/wp-login.php")))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get(&format!("/scan/{n}/wp-login.php")).await;
         assert_eq!(response.status(), 404);
     }
     let metrics = app.metrics().await;

@@ -8,48 +8,28 @@ async fn repositories_are_created_listed_and_fetched() {
     let app = spawn_app().await;
     let id = app.create_repository("rust-lang", "rust").await;
 
-    let list: serde_json::Value = app
-        .client
-        .get(app.url("/api/repositories"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = app.get("/api/repositories").await.json().await.unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["owner"], "rust-lang");
 
-    let one = app
-        .client
-        .get(app.url(&format!("/api/repositories/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let one = app.get(&format!("/api/repositories/{id}")).await;
     assert_eq!(one.status(), 200);
-    let missing = app
-        .client
-        .get(app.url("/api/repositories/999999"))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.get("/api/repositories/999999").await;
     assert_eq!(missing.status(), 404);
 
     let again = app
-        .client
-        .post(app.url("/api/repositories"))
-        .json(&serde_json::json!({ "owner": "rust-lang", "name": "rust" }))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/repositories",
+            serde_json::json!({ "owner": "rust-lang", "name": "rust" }),
+        )
+        .await;
     assert_eq!(again.status(), 409);
     let bad = app
-        .client
-        .post(app.url("/api/repositories"))
-        .json(&serde_json::json!({ "owner": "rust lang", "name": "rust" }))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/repositories",
+            serde_json::json!({ "owner": "rust lang", "name": "rust" }),
+        )
+        .await;
     assert_eq!(bad.status(), 422);
 }
 
@@ -59,12 +39,7 @@ async fn poll_enqueues_a_job_and_returns_its_trace_id() {
     let mut app = spawn_app().await;
     let id = app.create_repository("tokio-rs", "axum").await;
 
-    let response = app
-        .client
-        .post(app.url(&format!("/api/repositories/{id}/poll")))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post(&format!("/api/repositories/{id}/poll")).await;
     assert_eq!(response.status(), 202);
     let traceparent = response.headers()["traceparent"]
         .to_str()
@@ -83,12 +58,7 @@ async fn poll_enqueues_a_job_and_returns_its_trace_id() {
     let depth = jobs::depth(&mut app.redis, &app.queue).await.unwrap();
     assert_eq!(depth.pending, 1, "{depth:?}");
 
-    let missing = app
-        .client
-        .post(app.url("/api/repositories/424242/poll"))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.post("/api/repositories/424242/poll").await;
     assert_eq!(missing.status(), 404);
 }
 
@@ -96,19 +66,19 @@ async fn poll_enqueues_a_job_and_returns_its_trace_id() {
 #[tokio::test]
 async fn ready_names_the_dependency_that_is_down() {
     let app = spawn_app().await;
-    let up = app.client.get(app.url("/ready")).send().await.unwrap();
+    let up = app.get("/ready").await;
     assert_eq!(up.status(), 200);
 
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     let dead = store::pool("postgres://ampel:ampel@127.0.0.1:1/ampel").unwrap();
     let app = spawn_app_with(dead).await;
-    let down = app.client.get(app.url("/ready")).send().await.unwrap();
+    let down = app.get("/ready").await;
     assert_eq!(down.status(), 503);
     let body: serde_json::Value = down.json().await.unwrap();
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.starts_with("postgres:"), "{body}");
     assert!(!detail.contains("redis"), "{body}");
-    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    let health = app.get("/health").await;
     assert_eq!(
         health.status(),
         200,
