@@ -251,6 +251,7 @@ pub mod testing {
                 telemetry::redacted(base_url)
             )
         })?;
+        drop_left_over_databases(&mut admin).await?;
         admin
             .execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
             .await
@@ -268,6 +269,45 @@ pub mod testing {
         let pool = super::pool(&url)?;
         super::migrate(&pool).await?;
         Ok((pool, url))
+    }
+
+    /// Drops the test databases of test processes that have ended, once per process: nothing
+    /// else removes them, and at ~7 MB each a few hundred test runs filled the disk of a CI
+    /// machine. A database belongs to the process whose pid its name carries; one of a process
+    /// still running on this host (a test binary beside this one) is left alone.
+    async fn drop_left_over_databases(admin: &mut PgConnection) -> anyhow::Result<()> {
+        static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        // Without /proc (not Linux) a live owner cannot be told from a gone one: keep them all.
+        let proc_fs = std::path::Path::new("/proc/self").exists();
+        if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) || !proc_fs {
+            return Ok(());
+        }
+        let names: Vec<String> = sqlx::query_scalar(
+            r"SELECT datname FROM pg_database WHERE datname LIKE 'ampel\_test\_%'",
+        )
+        .fetch_all(&mut *admin)
+        .await
+        .context("list the test databases left by earlier runs")?;
+        for name in names {
+            let pid = name
+                .strip_prefix("ampel_test_")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            let owner_alive =
+                pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if owner_alive {
+                continue;
+            }
+            // WITH (FORCE) ends a connection a crashed run may have left; IF EXISTS covers
+            // another test binary sweeping at the same moment.
+            admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                )))
+                .await
+                .with_context(|| format!("drop the left-over test database {name}"))?;
+        }
+        Ok(())
     }
 
     fn uuid_like() -> String {
