@@ -140,6 +140,9 @@ build_image jaeger            localhost/ampel-ci/jaeger:1.76.0 prep_jaeger "jaeg
 build_image victorialogs      localhost/ampel-ci/victorialogs:1.52.1 prep_victorialogs "victorialogs=$VL_VERSION"
 # Drop superseded (now untagged) builds of our images.
 podman image prune -f --filter "label=$LABEL" >/dev/null 2>&1 || true
+# The binaries are kept per version in $CACHE/bin; Go's build cache (1.7 GB after Jaeger and
+# VictoriaLogs) would only speed up a rebuild at a version bump, and CI disks can be short.
+rm -rf "$CACHE/go-build"
 
 cat >"$HERE/images.env" <<'EOF'
 # Local images built by .ci/images.sh (source this file).
