@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::MatchedPath;
-use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, header::HeaderName};
+use axum::http::{HeaderValue, Method, Request, Response, header::HeaderName};
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 use tracing::field::Empty;
@@ -84,7 +84,7 @@ where
         // Most requests come without a trace context; extracting from nothing still costs.
         if request.headers().contains_key(TRACEPARENT) {
             let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-                propagator.extract(&Headers(request.headers()))
+                propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
             });
             // Fails only when the span is disabled by the filter: then there is nothing to link.
             let _ = span.set_parent(parent);
@@ -181,19 +181,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::TRACE => "TRACE",
         Method::CONNECT => "CONNECT",
         _ => "_OTHER",
-    }
-}
-
-/// Request headers as the propagator reads them.
-struct Headers<'a>(&'a HeaderMap);
-
-impl opentelemetry::propagation::Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
     }
 }
 

@@ -277,9 +277,11 @@ pub mod testing {
     /// still running on this host (a test binary beside this one) is left alone.
     async fn drop_left_over_databases(admin: &mut PgConnection) -> anyhow::Result<()> {
         static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         // Without /proc (not Linux) a live owner cannot be told from a gone one: keep them all.
-        let proc_fs = std::path::Path::new("/proc/self").exists();
-        if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) || !proc_fs {
+        if !std::path::Path::new("/proc/self").exists() {
             return Ok(());
         }
         let names: Vec<String> = sqlx::query_scalar(

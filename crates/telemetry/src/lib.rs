@@ -207,7 +207,9 @@ where
 }
 
 /// The W3C `traceparent` of the current span (`00-{trace id}-{span id}-{flags}`), `None` outside
-/// any span: for a response header, so a client can find its request's trace.
+/// any span: for a response header, so a client can find its request's trace. Written here
+/// rather than by the global propagator, which would also add `tracestate` and `baggage`
+/// headers: a response gives the client its trace id, not the request's baggage.
 #[must_use]
 pub fn current_traceparent() -> Option<String> {
     use opentelemetry::trace::TraceContextExt as _;

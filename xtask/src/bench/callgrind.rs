@@ -152,33 +152,31 @@ async fn exported(sink: &Sink, app: &App, route: &Route, spans: u64) -> anyhow::
 }
 
 async fn control(app: &App, args: &[&str]) -> anyhow::Result<()> {
-    let output = tokio::process::Command::new("callgrind_control")
-        .args(args)
-        .arg(app.pid().to_string())
-        .output()
-        .await
-        .context("run callgrind_control (part of valgrind)")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "callgrind_control {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout).trim(),
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
+    let pid = app.pid().to_string();
+    valgrind_tool("callgrind_control", &[args, &[pid.as_str()]].concat()).await?;
     Ok(())
 }
 
 async fn annotate_to(dump: &Path, args: &[&str], out: &Path) -> anyhow::Result<()> {
-    let output = tokio::process::Command::new("callgrind_annotate")
+    let dump = dump.to_string_lossy();
+    let stdout = valgrind_tool("callgrind_annotate", &[args, &[dump.as_ref()]].concat()).await?;
+    std::fs::write(out, stdout).with_context(|| format!("write {}", out.display()))
+}
+
+/// Runs one of valgrind's callgrind tools; its stdout, or an error with what it printed.
+async fn valgrind_tool(program: &str, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let output = tokio::process::Command::new(program)
         .args(args)
-        .arg(dump)
         .output()
         .await
-        .context("run callgrind_annotate (part of valgrind)")?;
+        .with_context(|| {
+            format!("run {program} (part of valgrind: `apt-get install -y valgrind`)")
+        })?;
     anyhow::ensure!(
         output.status.success(),
-        "callgrind_annotate {} failed: {}",
-        dump.display(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout).trim(),
         String::from_utf8_lossy(&output.stderr).trim()
     );
-    std::fs::write(out, &output.stdout).with_context(|| format!("write {}", out.display()))
+    Ok(output.stdout)
 }
