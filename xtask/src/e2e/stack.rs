@@ -11,11 +11,14 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use backon::Retryable as _;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::PortBinding;
+use testcontainers::bollard::query_parameters::RemoveContainerOptions;
 use testcontainers::core::{AccessMode, CmdWaitFor, ExecCommand, IntoContainerPort as _, Mount};
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
@@ -428,57 +431,94 @@ async fn start_one(
         .collect();
     eprintln!("starting {name} ({image})");
 
-    let mut generic = GenericImage::new(repository, tag);
-    for port in &container_ports {
-        generic = generic.with_exposed_port(port.tcp());
-    }
-    let mut request = generic.with_startup_timeout(READY_DEADLINE);
-    for key in service.environment.keys() {
-        let value = service.env(key).unwrap_or_default();
-        request = request.with_env_var(
-            key,
-            compose::interpolate(&value, |key| std::env::var(key).ok()),
-        );
-    }
-    if let Some(command) = &service.command {
-        request = request.with_cmd(command_argv(command));
-    }
-    if name == super::backends::prometheus::SERVICE {
-        // A folder mount, not a copy: the scrape targets change while Prometheus runs.
-        request = request.with_mount(
-            Mount::bind_mount(scrape.dir.path().to_string_lossy(), PROMETHEUS_CONFIG_DIR)
-                .with_access_mode(AccessMode::ReadOnly),
-        );
-    } else {
-        for mount in service.bind_mounts() {
-            request = request.with_copy_to(mount.target.clone(), mount.source.clone());
+    // Podman 4.3 picks a published port when it creates a container and binds it only when it
+    // starts it: another process, or a container started beside this one, can take the port in
+    // between, and the start fails with "address already in use". Only that is tried again, with
+    // new ports; the created container of the failed try is removed first (same name).
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+    let container_name = format!(
+        "ampel-e2e-{name}-{}-{}",
+        std::process::id(),
+        STARTED.fetch_add(1, Ordering::Relaxed)
+    );
+    let build = || {
+        let mut generic = GenericImage::new(repository.clone(), tag.clone());
+        for port in &container_ports {
+            generic = generic.with_exposed_port(port.tcp());
         }
-    }
-    // Published on 127.0.0.1 only, on a port the engine picks: the host alone reaches them, and
-    // runs never collide with each other or with a stack from `obs-up`.
-    let bindings: HashMap<String, Option<Vec<PortBinding>>> = container_ports
-        .iter()
-        .map(|port| {
-            (
-                format!("{port}/tcp"),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(String::new()),
-                }]),
+        let mut request = generic.with_startup_timeout(READY_DEADLINE);
+        for key in service.environment.keys() {
+            let value = service.env(key).unwrap_or_default();
+            request = request.with_env_var(
+                key,
+                compose::interpolate(&value, |key| std::env::var(key).ok()),
+            );
+        }
+        if let Some(command) = &service.command {
+            request = request.with_cmd(command_argv(command));
+        }
+        if name == super::backends::prometheus::SERVICE {
+            // A folder mount, not a copy: the scrape targets change while Prometheus runs.
+            request = request.with_mount(
+                Mount::bind_mount(scrape.dir.path().to_string_lossy(), PROMETHEUS_CONFIG_DIR)
+                    .with_access_mode(AccessMode::ReadOnly),
+            );
+        } else {
+            for mount in service.bind_mounts() {
+                request = request.with_copy_to(mount.target.clone(), mount.source.clone());
+            }
+        }
+        // Published on 127.0.0.1 only, on a port the engine picks: the host alone reaches them, and
+        // runs never collide with each other or with a stack from `obs-up`.
+        let bindings: HashMap<String, Option<Vec<PortBinding>>> = container_ports
+            .iter()
+            .map(|port| {
+                (
+                    format!("{port}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )
+            })
+            .collect();
+        request = request.with_host_config_modifier(move |config| {
+            config.publish_all_ports = Some(false);
+            config.port_bindings = Some(bindings.clone());
+        });
+        request.with_container_name(&container_name)
+    };
+    let start = || async {
+        // Before the first try there is nothing to remove: the error (404) says only that.
+        let _ = docker
+            .remove_container(
+                &container_name,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
             )
+            .await;
+        build().start().await
+    };
+    let container = start
+        .retry(
+            backon::ConstantBuilder::default()
+                .with_delay(Duration::ZERO)
+                .with_max_times(2),
+        )
+        .when(|err| format!("{err:?}").contains("address already in use"))
+        .notify(|err, _| {
+            eprintln!("{name}: a published port was taken before the start ({err}); once more");
         })
-        .collect();
-    request = request.with_host_config_modifier(move |config| {
-        config.publish_all_ports = Some(false);
-        config.port_bindings = Some(bindings.clone());
-    });
-    let container = request.start().await.with_context(|| {
-        format!(
-            "run {image}: is the image there? Without a registry, build local images \
+        .await
+        .with_context(|| {
+            format!(
+                "run {image}: is the image there? Without a registry, build local images \
              (`bash .ci/images.sh`, then `source .ci/images.env`) and pick backends that have one \
              (--traces jaeger --logs victorialogs, or AMPEL_E2E_TRACES / AMPEL_E2E_LOGS)"
-        )
-    })?;
+            )
+        })?;
 
     let inspect = docker
         .inspect_container(container.id(), None)
