@@ -154,5 +154,9 @@ export AMPEL_POSTGRES_EXPORTER_IMAGE=localhost/ampel-ci/postgres-exporter:latest
 export AMPEL_REDIS_EXPORTER_IMAGE=localhost/ampel-ci/redis-exporter:latest
 export AMPEL_JAEGER_IMAGE=localhost/ampel-ci/jaeger:1.76.0
 export AMPEL_VICTORIALOGS_IMAGE=localhost/ampel-ci/victorialogs:1.52.1
+# The same images for otel-testkit's own container tests (crates/testkit).
+export OTEL_TESTKIT_PROMETHEUS_IMAGE=localhost/ampel-ci/prometheus:2
+export OTEL_TESTKIT_JAEGER_IMAGE=localhost/ampel-ci/jaeger:1.76.0
+export OTEL_TESTKIT_VICTORIALOGS_IMAGE=localhost/ampel-ci/victorialogs:1.52.1
 EOF
 say "images ready in $((SECONDS - T0)) s; env: $HERE/images.env"

@@ -1,0 +1,40 @@
+//! Did my telemetry land? A test kit for OpenTelemetry pipelines: start a backend in a container,
+//! send or produce the signal, and ask the backend until it shows up, with a deadline and a
+//! message that says what was there instead.
+//!
+//! - [`eventually()`]: poll a probe until it passes or a deadline passes; measures time to
+//!   visible.
+//! - [`model`]: [`Span`], [`Trace`] (with [`Trace::find`] and [`Trace::descends_from`]),
+//!   [`LogRecord`], [`Sample`], and the [`TraceStore`] / [`LogStore`] traits the clients implement.
+//! - One module per backend, each with a typed query client and, with the `containers` feature,
+//!   a preset [`container::ContainerSpec`]: [`jaeger`], [`tempo`] (traces), [`loki`],
+//!   [`victorialogs`] (logs), [`prometheus`] (metrics).
+//! - [`otlp`] (feature `send`, on by default): OTLP requests that send spans and log records
+//!   to a receiver.
+//! - [`container`] (feature `containers`, on by default): testcontainers on Docker or Podman,
+//!   with the workarounds Podman needs; [`container::require_engine`] for tests that need it.
+//!
+//! Without the `containers` feature the crate has no container machinery at all: a binary that
+//! only polls and queries compiles without testcontainers.
+
+#[cfg(feature = "containers")]
+pub mod container;
+pub mod eventually;
+mod http;
+pub mod jaeger;
+pub mod loki;
+pub mod model;
+#[cfg(feature = "send")]
+pub mod otlp;
+mod otlp_json;
+pub mod prometheus;
+pub mod tempo;
+pub mod victorialogs;
+
+pub use eventually::{TimedOut, Visible, eventually, eventually_every};
+pub use model::{LogRecord, LogStore, Sample, Span, SpanKind, Trace, TraceStore};
+
+/// `env`'s value when set, else `default`: each backend's `image()`.
+fn image_from_env(env: &str, default: &str) -> String {
+    std::env::var(env).unwrap_or_else(|_| default.to_owned())
+}
