@@ -4,12 +4,22 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 
+/// The variable the api's address is read from.
+pub const LISTEN_ADDR_VAR: &str = "API_LISTEN_ADDR";
+
+/// Where the api listens when [`LISTEN_ADDR_VAR`] is unset: loopback only, so a local run is not
+/// reachable from the network (containers set `0.0.0.0:8080`).
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+
+/// The variable that moves `/metrics` to an address of its own.
+pub const METRICS_LISTEN_ADDR_VAR: &str = "API_METRICS_LISTEN_ADDR";
+
 /// Everything `main` needs to start the api.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `API_LISTEN_ADDR`, default `127.0.0.1:8080` (containers set `0.0.0.0:8080`).
+    /// [`LISTEN_ADDR_VAR`], default [`DEFAULT_LISTEN_ADDR`].
     pub listen_addr: SocketAddr,
-    /// `API_METRICS_LISTEN_ADDR`, optional: serve `/metrics` there instead of on the API's port
+    /// [`METRICS_LISTEN_ADDR_VAR`], optional: serve `/metrics` there instead of on the API's port
     /// (Fly sets it, so the public port does not expose metrics).
     pub metrics_listen_addr: Option<SocketAddr>,
     /// `DATABASE_URL`, required.
@@ -27,14 +37,16 @@ impl Config {
     /// When a required variable is missing or a value does not parse; the message names it.
     pub fn from_env() -> anyhow::Result<Self> {
         let listen_addr =
-            std::env::var("API_LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+            std::env::var(LISTEN_ADDR_VAR).unwrap_or_else(|_| DEFAULT_LISTEN_ADDR.into());
         Ok(Self {
             listen_addr: listen_addr.parse().with_context(|| {
-                format!("API_LISTEN_ADDR={listen_addr:?} is not an address like 0.0.0.0:8080")
+                format!("{LISTEN_ADDR_VAR}={listen_addr:?} is not an address like 0.0.0.0:8080")
             })?,
-            metrics_listen_addr: match std::env::var("API_METRICS_LISTEN_ADDR") {
+            metrics_listen_addr: match std::env::var(METRICS_LISTEN_ADDR_VAR) {
                 Ok(addr) if !addr.trim().is_empty() => Some(addr.parse().with_context(|| {
-                    format!("API_METRICS_LISTEN_ADDR={addr:?} is not an address like 0.0.0.0:9091")
+                    format!(
+                        "{METRICS_LISTEN_ADDR_VAR}={addr:?} is not an address like 0.0.0.0:9091"
+                    )
                 })?),
                 _ => None,
             },

@@ -16,8 +16,9 @@
 
 pub mod config;
 pub mod error;
+mod http_metrics;
 mod request_span;
-mod routes;
+pub mod routes;
 
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
-use axum_prometheus::{EndpointLabel, PrometheusMetricLayerBuilder};
+use telemetry::MetricFamily;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -44,13 +45,33 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// A request that takes longer than this gets a 503 and its handler is dropped.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The argument that makes the binary only migrate the schema and exit (Fly's release command).
+pub const MIGRATE_COMMAND: &str = "migrate";
+
 /// How long `serve` waits for in-flight requests after the shutdown signal. Together with the
-/// telemetry flush ([`telemetry::FLUSH_TIMEOUT`] per signal) it stays under Fly's `kill_timeout`.
+/// telemetry flush ([`telemetry::FLUSH_TIMEOUT`], traces and logs side by side) it stays under
+/// Fly's `kill_timeout`.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `endpoint` label of requests that match no route: one series for all of them, so a
 /// scanner probing thousands of paths cannot blow up the metric cardinality.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+
+/// The families the api records.
+pub const METRIC_FAMILIES: &[MetricFamily] = &[
+    http_metrics::HTTP_REQUESTS_TOTAL,
+    http_metrics::HTTP_REQUESTS_DURATION_SECONDS,
+    http_metrics::HTTP_REQUESTS_PENDING,
+    routes::repositories::API_JOBS_ENQUEUED_TOTAL,
+    routes::vitals::WEB_VITALS_VALUE,
+];
+
+/// Every family the `ampel-api` binary exports: its own, the store's and telemetry's.
+pub const EXPORTED_METRIC_FAMILIES: &[&[MetricFamily]] = &[
+    METRIC_FAMILIES,
+    store::METRIC_FAMILIES,
+    telemetry::METRIC_FAMILIES,
+];
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -90,13 +111,7 @@ pub fn app(state: AppState) -> Router {
     // The probes would drown the real traffic in the HTTP metrics. They are left out by being
     // routed apart, not by axum-prometheus' ignore patterns, with which it clones its pattern
     // matcher for every request (docs/performance.md).
-    let metrics = telemetry_on.then(|| {
-        PrometheusMetricLayerBuilder::new()
-            .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| {
-                UNMATCHED_ENDPOINT.to_owned()
-            }))
-            .build()
-    });
+    let metrics = telemetry_on.then(http_metrics::layer);
     let api = Router::new()
         .route(
             "/api/repositories",
@@ -119,9 +134,9 @@ pub fn app(state: AppState) -> Router {
         None => api,
     };
     let probes = Router::new()
-        .route("/health", get(routes::health::health))
-        .route("/ready", get(routes::health::ready))
-        .route("/version", get(routes::health::version))
+        .route(routes::HEALTH, get(routes::health::health))
+        .route(routes::READY, get(routes::health::ready))
+        .route(routes::VERSION, get(routes::health::version))
         .layer(handling());
     api.merge(probes).with_state(state).layer(
         ServiceBuilder::new()
@@ -137,7 +152,7 @@ pub fn app(state: AppState) -> Router {
 pub fn metrics_app() -> Router {
     let prometheus = telemetry::prometheus_handle();
     Router::new().route(
-        "/metrics",
+        routes::METRICS,
         get(move || {
             std::future::ready((
                 [(CONTENT_TYPE, telemetry::PROMETHEUS_CONTENT_TYPE)],

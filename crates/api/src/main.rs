@@ -1,12 +1,15 @@
 //! The `ampel-api` binary: `ampel-api` serves; `ampel-api migrate` only brings the schema up to
 //! date (Fly's release command) and exits.
 
-use ampel_api::{AppState, config::Config};
+use ampel_api::{
+    AppState,
+    config::{Config, LISTEN_ADDR_VAR, METRICS_LISTEN_ADDR_VAR},
+};
 use anyhow::Context as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = telemetry::init("ampel-api")?;
+    let telemetry = telemetry::init("ampel-api", ampel_api::EXPORTED_METRIC_FAMILIES)?;
     let result = run().await;
     if let Err(err) = &result {
         tracing::error!(error = format!("{err:#}"), "ampel-api stopped");
@@ -20,7 +23,7 @@ async fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let db = store::pool(&config.database_url)?;
     store::migrate(&db).await?;
-    if std::env::args().nth(1).as_deref() == Some("migrate") {
+    if std::env::args().nth(1).as_deref() == Some(ampel_api::MIGRATE_COMMAND) {
         tracing::info!("migrations applied");
         return Ok(());
     }
@@ -29,7 +32,7 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| {
             format!(
-                "bind {}: is another process using it? set API_LISTEN_ADDR",
+                "bind {}: is another process using it? set {LISTEN_ADDR_VAR}",
                 config.listen_addr
             )
         })?;
@@ -42,7 +45,9 @@ async fn run() -> anyhow::Result<()> {
     let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
         .await
         .with_context(|| {
-            format!("bind {metrics_addr}: is another process using it? set API_METRICS_LISTEN_ADDR")
+            format!(
+                "bind {metrics_addr}: is another process using it? set {METRICS_LISTEN_ADDR_VAR}"
+            )
         })?;
     tracing::info!(addr = %metrics_addr, "serving /metrics");
     // Scrapes need no draining: the metrics listener simply ends with the process.

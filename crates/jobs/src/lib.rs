@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 /// The `job_type` label of every job metric.
 pub const POLL_REPOSITORY: &str = "poll_repository";
 
+/// Every job type: the values of the `job_type` label.
+pub const JOB_TYPES: &[&str] = &[POLL_REPOSITORY];
+
 /// The queue's name when `JOB_QUEUE` is unset. Several deployments (or test runs) can share one
 /// Redis by giving each its own queue name.
 pub const DEFAULT_QUEUE: &str = "ampel:poll_repository";

@@ -3,7 +3,7 @@
 //! sqlx rather than SeaORM: the schema is two tables, the queries are plain SQL that reads well
 //! in a span, and sqlx's embedded migrations and pool are all we need from a database layer.
 //! Each query runs through [`timed`], which gives it a client span and a
-//! `db_query_duration_seconds{operation}` sample.
+//! [`DB_QUERY_DURATION_SECONDS`] sample.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 pub use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use telemetry::{Label, MetricFamily};
 
 /// Migrations compiled into the binary, so a deploy cannot run code against an older schema.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -58,6 +59,42 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .context("run database migrations: is PostgreSQL up and DATABASE_URL right?")
 }
 
+/// The `operation` of each query: its span's name and its duration's label.
+mod operation {
+    pub const INSERT_REPOSITORY: &str = "insert_repository";
+    pub const LIST_REPOSITORIES: &str = "list_repositories";
+    pub const GET_REPOSITORY: &str = "get_repository";
+    pub const LIST_PULL_REQUESTS: &str = "list_pull_requests";
+    pub const UPSERT_PULL_REQUEST: &str = "upsert_pull_request";
+    pub const MARK_POLLED: &str = "mark_polled";
+    pub const PING: &str = "ping";
+}
+
+/// `operation`: which query ran.
+const OPERATION: Label = Label::one_of(
+    "operation",
+    &[
+        operation::INSERT_REPOSITORY,
+        operation::LIST_REPOSITORIES,
+        operation::GET_REPOSITORY,
+        operation::LIST_PULL_REQUESTS,
+        operation::UPSERT_PULL_REQUEST,
+        operation::MARK_POLLED,
+        operation::PING,
+    ],
+);
+
+/// Recorded by [`timed`].
+pub const DB_QUERY_DURATION_SECONDS: MetricFamily = MetricFamily::histogram(
+    "db_query_duration_seconds",
+    "Time of one PostgreSQL query, by operation.",
+    &[OPERATION],
+    telemetry::DURATION_BUCKETS,
+);
+
+/// The families this crate records, in every binary that queries PostgreSQL.
+pub const METRIC_FAMILIES: &[MetricFamily] = &[DB_QUERY_DURATION_SECONDS];
+
 /// Runs `query` under a `db.query` client span (a child of the current span, open while the
 /// query runs) and records its duration by `operation`.
 ///
@@ -79,7 +116,7 @@ where
     let started = Instant::now();
     let result = query.await;
     drop(span);
-    metrics::histogram!("db_query_duration_seconds", "operation" => operation)
+    metrics::histogram!(DB_QUERY_DURATION_SECONDS.name, OPERATION.name => operation)
         .record(started.elapsed().as_secs_f64());
     result
 }
@@ -114,7 +151,7 @@ pub async fn insert_repository(
     name: &str,
 ) -> Result<Option<Repository>, sqlx::Error> {
     timed(
-        "insert_repository",
+        operation::INSERT_REPOSITORY,
         sqlx::query_as(
             "INSERT INTO repositories (owner, name) VALUES ($1, $2)
              ON CONFLICT (owner, name) DO NOTHING
@@ -130,7 +167,7 @@ pub async fn insert_repository(
 /// All repositories, oldest first.
 pub async fn list_repositories(pool: &PgPool) -> Result<Vec<Repository>, sqlx::Error> {
     timed(
-        "list_repositories",
+        operation::LIST_REPOSITORIES,
         sqlx::query_as(
             "SELECT id, owner, name, created_at, polled_at FROM repositories ORDER BY id",
         )
@@ -142,7 +179,7 @@ pub async fn list_repositories(pool: &PgPool) -> Result<Vec<Repository>, sqlx::E
 /// One repository.
 pub async fn get_repository(pool: &PgPool, id: i64) -> Result<Option<Repository>, sqlx::Error> {
     timed(
-        "get_repository",
+        operation::GET_REPOSITORY,
         sqlx::query_as(
             "SELECT id, owner, name, created_at, polled_at FROM repositories WHERE id = $1",
         )
@@ -158,7 +195,7 @@ pub async fn list_pull_requests(
     repository_id: i64,
 ) -> Result<Vec<PullRequest>, sqlx::Error> {
     timed(
-        "list_pull_requests",
+        operation::LIST_PULL_REQUESTS,
         sqlx::query_as(
             "SELECT number, title, author, state, draft, url, created_at, updated_at
              FROM pull_requests WHERE repository_id = $1 ORDER BY number DESC",
@@ -171,7 +208,7 @@ pub async fn list_pull_requests(
 
 /// `SELECT 1`, for `/ready`.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    timed("ping", sqlx::query("SELECT 1").execute(pool))
+    timed(operation::PING, sqlx::query("SELECT 1").execute(pool))
         .await
         .map(drop)
 }
@@ -199,7 +236,7 @@ pub async fn store_poll(
     let mut tx = pool.begin().await?;
     for pr in pull_requests {
         timed(
-            "upsert_pull_request",
+            operation::UPSERT_PULL_REQUEST,
             sqlx::query(
                 "INSERT INTO pull_requests
                    (repository_id, number, title, author, state, draft, url, created_at, updated_at)
@@ -223,7 +260,7 @@ pub async fn store_poll(
         .await?;
     }
     timed(
-        "mark_polled",
+        operation::MARK_POLLED,
         sqlx::query("UPDATE repositories SET polled_at = now() WHERE id = $1")
             .bind(repository_id)
             .execute(&mut *tx),

@@ -2,7 +2,8 @@
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
-//! let telemetry = ampel_telemetry::init("ampel-api")?;
+//! // Every family the binary exports: its crates' declarations and telemetry's own.
+//! let telemetry = ampel_telemetry::init("ampel-api", &[ampel_telemetry::METRIC_FAMILIES])?;
 //! // ... serve until `ampel_telemetry::shutdown_signal()` resolves, drain ...
 //! telemetry.shutdown();
 //! # Ok(()) }
@@ -14,7 +15,8 @@
 //!   when an OTLP logs endpoint is configured, OTLP log records (`log_layer.rs`).
 //! - **Traces**: `tracing` spans become OpenTelemetry spans, exported over OTLP when an endpoint is
 //!   configured. Trace ids exist either way, so logs and responses can name them.
-//! - **Metrics**: one Prometheus recorder per process (`metrics.rs`), rendered by each binary's
+//! - **Metrics**: one Prometheus recorder per process (`metrics.rs`), built from the
+//!   [`MetricFamily`] declarations the binary passes to [`init`] and rendered by each binary's
 //!   `/metrics` route. axum-prometheus and our own `metrics::*!` calls share it.
 //!
 //! Configuration comes only from the standard environment variables: `RUST_LOG` (default [`DEFAULT_FILTER`]),
@@ -28,11 +30,14 @@
 //! **Architecture Invariant:** this crate is the ground floor. It depends on no other Ampel crate
 //! and knows nothing of HTTP routes, jobs or databases.
 
+mod family;
 mod json;
 mod log_layer;
 mod metrics;
 mod otlp;
 mod shutdown;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 mod trace_layer;
 
 use std::time::Duration;
@@ -45,13 +50,13 @@ use tracing_subscriber::{
     registry::LookupSpan, util::SubscriberInitExt as _,
 };
 
+pub use crate::family::{Kind, Label, LabelValues, MetricFamily};
 pub use crate::json::JsonLayer;
 pub use crate::metrics::{
-    DURATION_BUCKETS, DocumentedMetric, JOB_BUCKETS, METRICS_DOC, PROMETHEUS_CONTENT_TYPE,
-    VITALS_BUCKETS, documented_metrics, missing_from_scrape, prometheus_handle,
+    BUILD_INFO, DURATION_BUCKETS, METRIC_FAMILIES, PROMETHEUS_CONTENT_TYPE, prometheus_handle,
 };
 pub use crate::otlp::Exporters;
-pub use crate::shutdown::shutdown_signal;
+pub use crate::shutdown::{HANDLED_SIGNALS, shutdown_signal};
 
 /// How long `shutdown` may spend flushing each signal. Fly's `kill_timeout` and the drain budget
 /// are planned around it: a hung collector must not hold the process for the SDK's 10 s timeout.
@@ -126,12 +131,17 @@ impl TelemetryGuard {
 }
 
 /// Sets up logs, traces and metrics for `service_name` (overridden by `OTEL_SERVICE_NAME`) and
-/// installs them globally. Call once, early in `main`, inside the Tokio runtime.
+/// installs them globally; the metrics recorder is built from `families`, every family the
+/// binary exports (its crates' declarations and [`METRIC_FAMILIES`]). Call once, early in
+/// `main`, inside the Tokio runtime.
 ///
 /// # Errors
 /// Fails when an `OTEL_*`, `RUST_LOG` or `AMPEL_TELEMETRY` value cannot be used, or when called
 /// twice.
-pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
+pub fn init(
+    service_name: &'static str,
+    families: &[&[MetricFamily]],
+) -> anyhow::Result<TelemetryGuard> {
     // Lines are handed to a writer thread: a request never waits for stdout. The thread flushes
     // whenever it has written all it was given, so under load lines go out in blocks (one
     // system call for many lines) and at rest at once.
@@ -141,7 +151,7 @@ pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
         std::io::stdout(),
     ));
     let dropped = writer.error_counter();
-    let mut guard = init_with_writer(service_name, writer)?;
+    let mut guard = init_with_writer(service_name, families, writer)?;
     guard.stdout = Some((stdout, dropped));
     Ok(guard)
 }
@@ -150,7 +160,11 @@ pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
 ///
 /// # Errors
 /// As [`init`].
-pub fn init_with_writer<W>(service_name: &'static str, writer: W) -> anyhow::Result<TelemetryGuard>
+pub fn init_with_writer<W>(
+    service_name: &'static str,
+    families: &[&[MetricFamily]],
+    writer: W,
+) -> anyhow::Result<TelemetryGuard>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -163,6 +177,8 @@ where
             "{SWITCH}={value:?}: set it to `on` or `off` (or leave it unset, which means on)"
         );
     }
+    // Also when switched off: `/metrics` still needs a handle to render (nothing).
+    crate::metrics::install(families);
     if !enabled() {
         return Ok(TelemetryGuard {
             tracer_provider: None,
@@ -191,7 +207,7 @@ where
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
-    crate::metrics::describe_build_info(service_name);
+    crate::metrics::record_build_info(service_name);
 
     tracing::info!(
         service = service_name,

@@ -1,11 +1,18 @@
 //! The stop signal both binaries wait for.
 
+const INTERRUPT: &str = "SIGINT";
+const TERMINATE: &str = "SIGTERM";
+
+/// The signals [`shutdown_signal`] turns into a graceful stop, by the names `kill -s` and Fly's
+/// `kill_signal` use.
+pub const HANDLED_SIGNALS: [&str; 2] = [INTERRUPT, TERMINATE];
+
 /// Resolves on SIGINT (Ctrl-C; Fly's default kill signal) or SIGTERM (Docker's and Kubernetes'),
 /// whichever comes first. Pass it to the server or worker loop as their shutdown future.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for SIGINT");
+            tracing::error!(error = %err, signal = INTERRUPT, "cannot listen for the signal");
             std::future::pending::<()>().await;
         }
     };
@@ -16,7 +23,7 @@ pub async fn shutdown_signal() {
                 signal.recv().await;
             }
             Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                tracing::error!(error = %err, signal = TERMINATE, "cannot listen for the signal");
                 std::future::pending::<()>().await;
             }
         }
@@ -25,7 +32,7 @@ pub async fn shutdown_signal() {
     let terminate = std::future::pending::<()>();
 
     tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
-        () = terminate => tracing::info!(signal = "SIGTERM", "shutting down"),
+        () = ctrl_c => tracing::info!(signal = INTERRUPT, "shutting down"),
+        () = terminate => tracing::info!(signal = TERMINATE, "shutting down"),
     }
 }

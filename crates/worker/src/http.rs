@@ -1,15 +1,20 @@
-//! The worker's own small HTTP server: `/health` for probes, `/metrics` for Prometheus.
+//! The worker's own small HTTP server: [`HEALTH`] for probes, [`METRICS`] for Prometheus.
 
 use axum::{Json, Router, routing::get};
 use serde_json::json;
+
+/// Liveness: the process answers.
+pub const HEALTH: &str = "/health";
+/// Prometheus metrics.
+pub const METRICS: &str = "/metrics";
 
 /// The router, apart from the socket so tests can call it.
 pub(crate) fn app() -> Router {
     let prometheus = telemetry::prometheus_handle();
     Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(HEALTH, get(|| async { Json(json!({ "status": "ok" })) }))
         .route(
-            "/metrics",
+            METRICS,
             get(move || std::future::ready(prometheus.render())),
         )
 }

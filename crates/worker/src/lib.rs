@@ -12,25 +12,47 @@
 //! of the api's request span, and the provider call a child of the job's, so one trace runs
 //! api -> queue -> worker -> provider.
 
-mod http;
+mod depth;
+pub mod http;
 mod jobs;
 pub mod provider;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use apalis::layers::tracing::{ContextualTaskSpan, TraceLayer};
 use apalis::prelude::{WorkerBuilder, WorkerBuilderExt as _};
+use telemetry::MetricFamily;
 
-/// How often the queue depth is read from Redis for `worker_queue_depth`.
-const DEPTH_INTERVAL: Duration = Duration::from_secs(5);
+/// The families the worker records.
+pub const METRIC_FAMILIES: &[MetricFamily] = &[
+    jobs::WORKER_JOBS_TOTAL,
+    jobs::WORKER_JOB_DURATION_SECONDS,
+    jobs::WORKER_JOBS_ACTIVE,
+    depth::WORKER_QUEUE_DEPTH,
+    provider::PROVIDER_REQUESTS_TOTAL,
+    provider::PROVIDER_REQUEST_DURATION_SECONDS,
+];
+
+/// Every family the `ampel-worker` binary exports: its own, the store's and telemetry's.
+pub const EXPORTED_METRIC_FAMILIES: &[&[MetricFamily]] = &[
+    METRIC_FAMILIES,
+    store::METRIC_FAMILIES,
+    telemetry::METRIC_FAMILIES,
+];
+
+/// The variable the worker's `/health` and `/metrics` address is read from.
+pub const LISTEN_ADDR_VAR: &str = "WORKER_LISTEN_ADDR";
+
+/// Where the worker listens when [`LISTEN_ADDR_VAR`] is unset: loopback only (containers set
+/// `0.0.0.0:8081`).
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8081";
 
 /// Settings read from the environment; see the configuration table in README.md.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `WORKER_LISTEN_ADDR`, default `127.0.0.1:8081`: `/health` and `/metrics`.
+    /// [`LISTEN_ADDR_VAR`], default [`DEFAULT_LISTEN_ADDR`]: `/health` and `/metrics`.
     pub listen_addr: SocketAddr,
     /// `DATABASE_URL`, required.
     pub database_url: String,
@@ -73,10 +95,10 @@ impl Config {
                     .with_context(|| format!("{name}={value:?} must be a whole number above 0"))
             })
         };
-        let listen_addr = var("WORKER_LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8081".into());
+        let listen_addr = var(LISTEN_ADDR_VAR).unwrap_or_else(|| DEFAULT_LISTEN_ADDR.into());
         Ok(Self {
             listen_addr: listen_addr.parse().with_context(|| {
-                format!("WORKER_LISTEN_ADDR={listen_addr:?} is not an address like 0.0.0.0:8081")
+                format!("{LISTEN_ADDR_VAR}={listen_addr:?} is not an address like 0.0.0.0:8081")
             })?,
             database_url: required(
                 "DATABASE_URL",
@@ -111,7 +133,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = store::pool(&config.database_url)?;
-    let (queue, mut redis) = ::jobs::open(&config.redis_url, &config.queue).await?;
+    let (queue, redis) = ::jobs::open(&config.redis_url, &config.queue).await?;
     let provider =
         provider::Provider::new(&config.provider_base_url, config.provider_token.clone())?;
     let context = Arc::new(Context {
@@ -124,7 +146,7 @@ pub async fn run(
         .await
         .with_context(|| {
             format!(
-                "bind {}: is another process using it? set WORKER_LISTEN_ADDR",
+                "bind {}: is another process using it? set {LISTEN_ADDR_VAR}",
                 config.listen_addr
             )
         })?;
@@ -134,28 +156,7 @@ pub async fn run(
         let _ = http_stopped.await;
     }));
 
-    let depth_queue = config.queue.clone();
-    let depth = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(DEPTH_INTERVAL);
-        loop {
-            tick.tick().await;
-            match ::jobs::depth(&mut redis, &depth_queue).await {
-                Ok(depth) => {
-                    for (state, count) in [
-                        ("pending", depth.pending),
-                        ("scheduled", depth.scheduled),
-                        ("failed", depth.failed),
-                    ] {
-                        metrics::gauge!("worker_queue_depth", "queue" => depth_queue.clone(), "state" => state)
-                            .set(count as f64);
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = format!("{err:#}"), "cannot read the queue depth")
-                }
-            }
-        }
-    });
+    let depth = tokio::spawn(depth::sample(redis, config.queue.clone()));
 
     // A worker's name must be unique per process: apalis recovers a dead worker's jobs by its
     // missed heartbeats, and a reused name would keep a dead worker looking alive.

@@ -6,9 +6,30 @@ use anyhow::Context as _;
 use http::Extensions;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use serde::Deserialize;
+use telemetry::{Label, MetricFamily};
 
-/// A provider call that takes longer than this fails the attempt (and is retried).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// A provider call that takes longer than this fails the attempt (and is retried); a job running
+/// at shutdown finishes within it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `status`: the HTTP status code of the provider's answer.
+const STATUS: Label = Label::open(
+    "status",
+    "the HTTP status code, or `error` when no response arrived",
+);
+
+pub const PROVIDER_REQUESTS_TOTAL: MetricFamily = MetricFamily::counter(
+    "provider_requests_total",
+    "Calls to the Git provider's HTTP API.",
+    &[STATUS],
+);
+
+pub const PROVIDER_REQUEST_DURATION_SECONDS: MetricFamily = MetricFamily::histogram(
+    "provider_request_duration_seconds",
+    "Time of one call to the Git provider.",
+    &[STATUS],
+    telemetry::DURATION_BUCKETS,
+);
 
 /// Client for `GET {base}/repos/{owner}/{repo}/pulls`.
 #[derive(Clone)]
@@ -98,8 +119,8 @@ impl Provider {
             Ok(response) => response.status().as_u16().to_string(),
             Err(_) => "error".to_owned(),
         };
-        metrics::counter!("provider_requests_total", "status" => status.clone()).increment(1);
-        metrics::histogram!("provider_request_duration_seconds", "status" => status)
+        metrics::counter!(PROVIDER_REQUESTS_TOTAL.name, STATUS.name => status.clone()).increment(1);
+        metrics::histogram!(PROVIDER_REQUEST_DURATION_SECONDS.name, STATUS.name => status)
             .record(started.elapsed().as_secs_f64());
         let response = response
             .with_context(|| format!("GET {url}"))?

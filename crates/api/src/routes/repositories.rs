@@ -4,12 +4,22 @@ use axum::{Json, extract::State, http::StatusCode};
 use opentelemetry::trace::TraceContextExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use telemetry::{Label, MetricFamily};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{
     AppState,
     error::{ApiError, JsonBody, PathParam},
 };
+
+/// `job_type`: which kind of job.
+const JOB_TYPE: Label = Label::one_of("job_type", jobs::JOB_TYPES);
+
+pub const API_JOBS_ENQUEUED_TOTAL: MetricFamily = MetricFamily::counter(
+    "api_jobs_enqueued_total",
+    "Jobs pushed onto the Redis queue.",
+    &[JOB_TYPE],
+);
 
 /// Body of `POST /api/repositories`.
 #[derive(Debug, Deserialize)]
@@ -76,7 +86,8 @@ pub(crate) async fn poll(
         name: repository.name,
     };
     let job_id = jobs::enqueue(&mut queue, job).await?;
-    metrics::counter!("api_jobs_enqueued_total", "job_type" => jobs::POLL_REPOSITORY).increment(1);
+    metrics::counter!(API_JOBS_ENQUEUED_TOTAL.name, JOB_TYPE.name => jobs::POLL_REPOSITORY)
+        .increment(1);
     let trace_id = tracing::Span::current()
         .context()
         .span()

@@ -6,6 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
 };
 use serde::Deserialize;
+use telemetry::{Label, MetricFamily};
 
 use crate::error::ApiError;
 
@@ -17,10 +18,32 @@ pub(crate) struct Beacon {
     rating: String,
 }
 
-const NAMES: &[&str] = &["LCP", "INP", "CLS", "FCP", "TTFB"];
+const NAMES: &[&str] = &["LCP", "INP", CLS, "FCP", "TTFB"];
 const RATINGS: &[&str] = &["good", "needs-improvement", "poor"];
 
-/// `POST /api/vitals`: record one beacon in `web_vitals_value{name, rating}`; 204.
+/// The one vital that is a unitless score, not a time.
+const CLS: &str = "CLS";
+
+/// Web vitals: the good/poor thresholds of every vital (CLS 0.1/0.25, INP 0.2/0.5 s, TTFB 0.8/1.8 s,
+/// FCP 1.8/3 s, LCP 2.5/4 s) are bucket bounds, so the ratings can be read off the histogram.
+const VITALS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 0.8, 1.0, 1.8, 2.5, 3.0, 4.0, 6.0, 10.0,
+    30.0,
+];
+
+/// `name`: which vital.
+const NAME: Label = Label::one_of("name", NAMES);
+/// `rating`: the beacon's own rating of the value.
+const RATING: Label = Label::one_of("rating", RATINGS);
+
+pub const WEB_VITALS_VALUE: MetricFamily = MetricFamily::histogram(
+    "web_vitals_value",
+    "Web-vitals beacons. Time vitals in seconds (the beacon's milliseconds / 1000); `CLS` is the unitless layout-shift score.",
+    &[NAME, RATING],
+    VITALS_BUCKETS,
+);
+
+/// `POST /api/vitals`: record one beacon in [`WEB_VITALS_VALUE`]; 204.
 ///
 /// `navigator.sendBeacon` posts a string as `text/plain`, so that is accepted besides JSON.
 /// Time vitals arrive in milliseconds and are stored in seconds; CLS is a unitless score.
@@ -64,11 +87,12 @@ pub(crate) async fn record(
             "value must be a finite number >= 0".into(),
         ));
     }
-    let value = if *name == "CLS" {
+    let value = if *name == CLS {
         beacon.value
     } else {
         beacon.value / 1000.0
     };
-    metrics::histogram!("web_vitals_value", "name" => *name, "rating" => *rating).record(value);
+    metrics::histogram!(WEB_VITALS_VALUE.name, NAME.name => *name, RATING.name => *rating)
+        .record(value);
     Ok(StatusCode::NO_CONTENT)
 }

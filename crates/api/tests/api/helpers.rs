@@ -67,10 +67,11 @@ pub fn env(name: &str) -> String {
 fn init_telemetry() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
+        let families = ampel_api::EXPORTED_METRIC_FAMILIES;
         let guard = if std::env::var_os("TEST_LOG").is_some() {
-            telemetry::init_with_writer("ampel-api-test", std::io::stdout)
+            telemetry::init_with_writer("ampel-api-test", families, std::io::stdout)
         } else {
-            telemetry::init_with_writer("ampel-api-test", std::io::sink)
+            telemetry::init_with_writer("ampel-api-test", families, std::io::sink)
         };
         // The guard lives as long as the test process.
         std::mem::forget(guard.expect("install telemetry"));

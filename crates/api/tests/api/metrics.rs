@@ -2,8 +2,8 @@
 
 use crate::helpers::spawn_app;
 
-/// The poll request shows up keyed by its route template, method and status, and every family
-/// docs/metrics.md lists for the api is in the scrape.
+/// The poll request shows up keyed by its route template, method and status, and the scrape
+/// holds exactly the families the api binary declares, with their declared labels and values.
 #[tokio::test]
 async fn request_series_are_keyed_by_route_template() {
     let app = spawn_app().await;
@@ -40,10 +40,12 @@ async fn request_series_are_keyed_by_route_template() {
         !metrics.contains(&format!("/api/repositories/{id}/poll")),
         "raw path leaked into a label"
     );
-    let missing = telemetry::missing_from_scrape("api", &metrics);
+    let problems =
+        telemetry::testing::scrape_problems(ampel_api::EXPORTED_METRIC_FAMILIES, &metrics);
     assert!(
-        missing.is_empty(),
-        "docs/metrics.md lists {missing:?} for the api, but /metrics lacks them"
+        problems.is_empty(),
+        "/metrics disagrees with the api's declared families (ampel_api::EXPORTED_METRIC_FAMILIES):\n{}",
+        problems.join("\n")
     );
     assert!(
         !metrics.contains(r#"endpoint="/health""#),

@@ -6,7 +6,9 @@ use std::time::Instant;
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId};
 use tracing::Instrument as _;
 
-use super::JobError;
+use super::{
+    JOB_TYPE, JobError, STATUS, WORKER_JOB_DURATION_SECONDS, WORKER_JOBS_ACTIVE, WORKER_JOBS_TOTAL,
+};
 use crate::Context;
 
 /// The apalis handler. Failed attempts are retried by the queue (with a growing delay) until
@@ -25,7 +27,7 @@ pub(crate) async fn handle(
         repository_id = job.repository_id,
     );
     let started = Instant::now();
-    metrics::gauge!("worker_jobs_active", "job_type" => jobs::POLL_REPOSITORY).increment(1.0);
+    metrics::gauge!(WORKER_JOBS_ACTIVE.name, JOB_TYPE.name => jobs::POLL_REPOSITORY).increment(1.0);
     let result = run(&context, &job)
         .instrument(span.clone())
         .await
@@ -39,15 +41,11 @@ pub(crate) async fn handle(
                 JobError::Retry(source)
             }
         });
-    metrics::gauge!("worker_jobs_active", "job_type" => jobs::POLL_REPOSITORY).decrement(1.0);
-    let status = match &result {
-        Ok(()) => "success",
-        Err(JobError::Retry(_)) => "retry",
-        Err(JobError::GiveUp { .. }) => "failed",
-    };
-    metrics::counter!("worker_jobs_total", "job_type" => jobs::POLL_REPOSITORY, "status" => status)
+    metrics::gauge!(WORKER_JOBS_ACTIVE.name, JOB_TYPE.name => jobs::POLL_REPOSITORY).decrement(1.0);
+    let status = super::status(&result);
+    metrics::counter!(WORKER_JOBS_TOTAL.name, JOB_TYPE.name => jobs::POLL_REPOSITORY, STATUS.name => status)
         .increment(1);
-    metrics::histogram!("worker_job_duration_seconds", "job_type" => jobs::POLL_REPOSITORY, "status" => status)
+    metrics::histogram!(WORKER_JOB_DURATION_SECONDS.name, JOB_TYPE.name => jobs::POLL_REPOSITORY, STATUS.name => status)
         .record(started.elapsed().as_secs_f64());
 
     // Log lines carry the span's ids but not its fields, so the lines that end an attempt name

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Mode, eventually, sample, spawn_provider, spawn_stack};
+use fake_github::{FakeGithub, Mode};
+
+use crate::helpers::{eventually, sample, spawn_stack};
 
 /// Create -> poll -> the worker fetches from the provider -> pull requests stored and served;
 /// the provider saw the request's trace id in `traceparent`; the worker's JSON log lines carry
@@ -10,8 +12,8 @@ use crate::helpers::{Mode, eventually, sample, spawn_provider, spawn_stack};
 #[tokio::test]
 async fn poll_flows_from_api_to_worker_with_one_trace() {
     let stack = spawn_stack().await;
-    let provider = spawn_provider(Mode::Ok).await;
-    let worker = stack.spawn_worker(&provider, 3);
+    let github = FakeGithub::start(Mode::Ok).await.unwrap();
+    let worker = stack.spawn_worker(&github, 3);
     let id = stack.create_repository("rust-lang", "cargo").await;
 
     let (job_id, trace_id) = stack.poll(id).await;
@@ -29,12 +31,18 @@ async fn poll_flows_from_api_to_worker_with_one_trace() {
         },
     )
     .await;
-    assert_eq!(pulls[0]["number"], 2);
-    assert_eq!(pulls[0]["author"], "octocat");
+    // The api lists pull requests by number, highest first.
+    let mut sent = fake_github::pull_requests("rust-lang", "cargo");
+    sent.sort_by_key(|pull| std::cmp::Reverse(pull.number));
+    let served: Vec<_> = pulls.iter().map(|pull| &pull["title"]).collect();
+    let sent: Vec<_> = sent.iter().map(|pull| &pull.title).collect();
+    assert_eq!(served, sent);
+    assert_eq!(pulls[0]["author"], fake_github::AUTHOR);
 
-    let traceparents = provider.traceparents();
-    assert_eq!(traceparents.len(), 1, "{traceparents:?}");
-    let traceparent = traceparents[0]
+    let calls = github.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let traceparent = calls[0]
+        .traceparent
         .clone()
         .expect("the provider call carries traceparent");
     assert_eq!(
@@ -83,15 +91,18 @@ async fn poll_flows_from_api_to_worker_with_one_trace() {
     }
     // The queue depth is sampled every few seconds, so its family may show up a little later.
     eventually(
-        "every family docs/metrics.md lists for the worker is exported",
+        "the scrape holds exactly the worker's declared families (ampel_worker::EXPORTED_METRIC_FAMILIES)",
         Duration::from_secs(15),
         || async {
             let metrics = worker.metrics().await;
-            let missing = telemetry::missing_from_scrape("worker", &metrics);
-            if missing.is_empty() {
+            let problems = telemetry::testing::scrape_problems(
+                ampel_worker::EXPORTED_METRIC_FAMILIES,
+                &metrics,
+            );
+            if problems.is_empty() {
                 Ok(())
             } else {
-                Err(format!("missing {missing:?}"))
+                Err(problems.join("\n"))
             }
         },
     )

@@ -1,85 +1,13 @@
-//! A stack for one test: api (in process), worker (child process), fake provider, own database
-//! and queue.
+//! A stack for one test: api (in process), worker (child process), own database and queue; the
+//! worker calls a `fake_github::FakeGithub` the test starts.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use axum::{Json, Router, extract::State, http::HeaderMap, http::StatusCode, routing::get};
+use fake_github::FakeGithub;
 use serde_json::{Value, json};
-
-/// How the fake provider answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// 200 with two pull requests.
-    Ok,
-    /// 500 every time.
-    Fail,
-    /// Never answers (until switched to another mode): a job stuck mid-call.
-    Hang,
-}
-
-/// The fake provider's state: its mode and what it received.
-#[derive(Clone)]
-pub struct Provider {
-    pub mode: Arc<Mutex<Mode>>,
-    pub calls: Arc<Mutex<Vec<Option<String>>>>,
-    pub url: String,
-}
-
-impl Provider {
-    pub fn set_mode(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
-    }
-    /// The `traceparent` header of every call so far.
-    pub fn traceparents(&self) -> Vec<Option<String>> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-async fn pulls(State(provider): State<Provider>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    provider.calls.lock().unwrap().push(traceparent);
-    loop {
-        let mode = *provider.mode.lock().unwrap();
-        match mode {
-            Mode::Ok => break,
-            Mode::Fail => {
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({ "message": "boom" })),
-                );
-            }
-            Mode::Hang => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    let pr = |number: i32| {
-        json!({
-            "number": number, "title": format!("Change {number}"), "user": { "login": "octocat" },
-            "state": "open", "draft": false, "html_url": format!("https://example.test/pull/{number}"),
-            "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-02T10:00:00Z"
-        })
-    };
-    (StatusCode::OK, Json(json!([pr(2), pr(1)])))
-}
-
-pub async fn spawn_provider(mode: Mode) -> Provider {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let provider = Provider {
-        mode: Arc::new(Mutex::new(mode)),
-        calls: Arc::default(),
-        url: format!("http://{}", listener.local_addr().unwrap()),
-    };
-    let app = Router::new()
-        .route("/repos/{owner}/{repo}/pulls", get(pulls))
-        .with_state(provider.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    provider
-}
 
 pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -99,8 +27,12 @@ pub struct Stack {
 pub async fn spawn_stack() -> Stack {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        let guard = telemetry::init_with_writer("ampel-api-test", std::io::sink)
-            .expect("install telemetry");
+        let guard = telemetry::init_with_writer(
+            "ampel-api-test",
+            ampel_api::EXPORTED_METRIC_FAMILIES,
+            std::io::sink,
+        )
+        .expect("install telemetry");
         std::mem::forget(guard);
     });
     let (db, database_url) = store::testing::fresh_database(&env("DATABASE_URL"))
@@ -169,7 +101,7 @@ impl Stack {
     }
 
     /// Starts the real `ampel-worker` binary against this stack.
-    pub fn spawn_worker(&self, provider: &Provider, max_attempts: usize) -> Worker {
+    pub fn spawn_worker(&self, github: &FakeGithub, max_attempts: usize) -> Worker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -181,7 +113,7 @@ impl Stack {
             .env("DATABASE_URL", &self.database_url)
             .env("REDIS_URL", env("REDIS_URL"))
             .env("JOB_QUEUE", &self.queue)
-            .env("PROVIDER_BASE_URL", &provider.url)
+            .env("PROVIDER_BASE_URL", github.base_url())
             .env("PROVIDER_TOKEN", "test-token-never-logged")
             .env("JOB_MAX_ATTEMPTS", max_attempts.to_string())
             .env("WORKER_LISTEN_ADDR", format!("127.0.0.1:{port}"))

@@ -2,15 +2,17 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Mode, eventually, sample, spawn_provider, spawn_stack};
+use fake_github::{FakeGithub, Mode};
+
+use crate::helpers::{eventually, sample, spawn_stack};
 
 /// A provider that always fails: the job is retried, then given up and kept in the dead set,
 /// and the metrics say so.
 #[tokio::test]
 async fn failing_provider_leads_to_retries_and_a_kept_failed_job() {
     let stack = spawn_stack().await;
-    let provider = spawn_provider(Mode::Fail).await;
-    let worker = stack.spawn_worker(&provider, 2);
+    let github = FakeGithub::start(Mode::Fail).await.unwrap();
+    let worker = stack.spawn_worker(&github, 2);
     let id = stack.create_repository("broken", "provider").await;
     stack.poll(id).await;
 
@@ -33,7 +35,7 @@ async fn failing_provider_leads_to_retries_and_a_kept_failed_job() {
         Some(1.0),
         "{metrics}"
     );
-    assert_eq!(provider.traceparents().len(), 2, "one call per attempt");
+    assert_eq!(github.call_count(), 2, "one call per attempt");
     // The failure is counted in the handler; the queue moves the job to its dead set just after.
     let depth = eventually(
         "the failed job is kept in the dead set",
@@ -65,8 +67,8 @@ async fn failing_provider_leads_to_retries_and_a_kept_failed_job() {
 #[tokio::test]
 async fn a_job_survives_a_sigkilled_worker() {
     let stack = spawn_stack().await;
-    let provider = spawn_provider(Mode::Hang).await;
-    let mut first = stack.spawn_worker(&provider, 3);
+    let github = FakeGithub::start(Mode::Hang).await.unwrap();
+    let mut first = stack.spawn_worker(&github, 3);
     let id = stack.create_repository("killed", "mid-job").await;
     stack.poll(id).await;
 
@@ -74,7 +76,7 @@ async fn a_job_survives_a_sigkilled_worker() {
         "the first worker is mid-job",
         Duration::from_secs(20),
         || async {
-            if provider.traceparents().is_empty() {
+            if github.call_count() == 0 {
                 Err(first.raw_output())
             } else {
                 Ok(())
@@ -83,9 +85,9 @@ async fn a_job_survives_a_sigkilled_worker() {
     )
     .await;
     first.kill();
-    provider.set_mode(Mode::Ok);
+    github.set_mode(Mode::Ok);
 
-    let second = stack.spawn_worker(&provider, 3);
+    let second = stack.spawn_worker(&github, 3);
     let pulls = eventually(
         "the job runs again on the next worker",
         Duration::from_secs(60),
@@ -103,22 +105,19 @@ async fn a_job_survives_a_sigkilled_worker() {
     )
     .await;
     assert_eq!(pulls.len(), 2);
-    assert!(
-        provider.traceparents().len() >= 2,
-        "the provider was called again"
-    );
+    assert!(github.call_count() >= 2, "the provider was called again");
 }
 
 /// SIGTERM mid-job: the worker takes no new job but finishes the running one, then exits 0.
 #[tokio::test]
 async fn sigterm_lets_the_running_job_finish() {
     let stack = spawn_stack().await;
-    let provider = spawn_provider(Mode::Hang).await;
-    let mut worker = stack.spawn_worker(&provider, 3);
+    let github = FakeGithub::start(Mode::Hang).await.unwrap();
+    let mut worker = stack.spawn_worker(&github, 3);
     let id = stack.create_repository("graceful", "stop").await;
     stack.poll(id).await;
     eventually("the worker is mid-job", Duration::from_secs(20), || async {
-        if provider.traceparents().is_empty() {
+        if github.call_count() == 0 {
             Err(worker.raw_output())
         } else {
             Ok(())
@@ -145,7 +144,7 @@ async fn sigterm_lets_the_running_job_finish() {
         },
     )
     .await;
-    provider.set_mode(Mode::Ok);
+    github.set_mode(Mode::Ok);
 
     let exit = eventually(
         "the worker exits after its job",
