@@ -46,6 +46,32 @@ pub struct Service {
     /// container only when nothing will restart it.
     #[serde(default)]
     pub restart: Option<String>,
+    /// What only xtask reads (compose ignores `x-` keys).
+    #[serde(rename = "x-ampel", default)]
+    pub ampel: Extension,
+}
+
+/// A service's `x-ampel:` block.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Extension {
+    /// The URL scheme a person uses for it (`http` unless set, e.g. `postgres`, `redis`).
+    pub scheme: Option<String>,
+    /// The path a person opens, after the first published port (a UI, a landing page).
+    pub open: Option<String>,
+    /// For an image that cannot run a healthcheck (no shell, no probe flag): the HTTP path that
+    /// answers 2xx once it is ready, asked from the host on its first published port.
+    pub ready_from_host: Option<String>,
+}
+
+/// How to tell that a service is ready: defined once, here in compose, and used by `obs-up`,
+/// `status` and the e2e alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The service's compose healthcheck, run inside its container; exit 0 means ready.
+    Exec(Vec<String>),
+    /// `GET path` on `port` (a container port, published) answers 2xx, asked from the host.
+    HostHttp { port: u16, path: String },
 }
 
 /// A service's `healthcheck:`, as far as xtask runs it itself (Podman here never does).
@@ -115,6 +141,14 @@ impl ComposeFile {
             base.healthcheck = over.healthcheck.or(base.healthcheck.take());
             base.build = over.build.or(base.build.take());
             base.restart = over.restart.or(base.restart.take());
+            base.ampel = Extension {
+                scheme: over.ampel.scheme.or(base.ampel.scheme.take()),
+                open: over.ampel.open.or(base.ampel.open.take()),
+                ready_from_host: over
+                    .ampel
+                    .ready_from_host
+                    .or(base.ampel.ready_from_host.take()),
+            };
         }
     }
 
@@ -209,6 +243,36 @@ impl Service {
             }
             _ => None,
         }
+    }
+
+    /// How to tell it is ready: its healthcheck, or else its `x-ampel.ready-from-host` path on
+    /// its first published port.
+    pub fn readiness(&self, name: &str) -> anyhow::Result<Readiness> {
+        if let Some(argv) = self.healthcheck_argv() {
+            return Ok(Readiness::Exec(argv));
+        }
+        let path = self.ampel.ready_from_host.clone().with_context(|| {
+            format!(
+                "service {name} has no healthcheck and no `x-ampel: ready-from-host:` path, so \
+                 nothing can tell when it is ready: add one of them in compose/"
+            )
+        })?;
+        let port = self
+            .published_ports()?
+            .first()
+            .with_context(|| {
+                format!("service {name} is probed from the host but publishes no port: publish one in compose/")
+            })?
+            .container;
+        Ok(Readiness::HostHttp { port, path })
+    }
+
+    /// The URL a person opens: scheme, first published port, `x-ampel.open`.
+    pub fn url(&self) -> Option<String> {
+        let port = self.published_ports().ok()?.first()?.host;
+        let scheme = self.ampel.scheme.as_deref().unwrap_or("http");
+        let open = self.ampel.open.as_deref().unwrap_or_default();
+        Some(format!("{scheme}://127.0.0.1:{port}{open}"))
     }
 
     /// An environment value as a string.

@@ -199,6 +199,16 @@ impl Compose {
         words.join(" ")
     }
 
+    /// `compose exec -T service argv…`, to run a check inside the service's container; the caller
+    /// runs it (and may time it out).
+    pub fn exec(&self, service: &str, argv: &[String]) -> std::process::Command {
+        let mut args = vec!["exec", "-T", service];
+        args.extend(argv.iter().map(String::as_str));
+        let mut command = std::process::Command::new(self.program);
+        command.args(self.argv(&args));
+        command
+    }
+
     /// Whether the engine has `image` locally.
     pub fn has_image(&self, image: &str) -> bool {
         succeeds(self.cli, &["image", "inspect", image])

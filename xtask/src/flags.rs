@@ -22,6 +22,7 @@ pub enum Command {
     Check(Check),
     Deploy(Deploy),
     Bench(Bench),
+    Codegen(Codegen),
 }
 
 /// Run every test: the workspace's (on real PostgreSQL and Redis), then the e2e.
@@ -128,7 +129,8 @@ pub struct DeployFly {
     /// Deploy only this app (its secrets, deploy and check); default both, api first.
     #[arg(long, value_enum)]
     pub only: Option<FlyApp>,
-    /// Print the plan (every flyctl command, secret values masked) and change nothing.
+    /// Print the plan (every flyctl command, secret values masked) and change nothing; works
+    /// without flyctl (then says what it could not check).
     #[arg(long)]
     pub dry_run: bool,
     /// Read secrets from this file of NAME=VALUE lines; its values win over the environment's.
@@ -156,10 +158,10 @@ pub enum FlyApp {
 #[derive(Debug, Args)]
 #[command(
     long_about = "Starts the local stack of compose/compose.yaml (PostgreSQL, Redis, the api and \
-worker, the exporters, Prometheus, Grafana, Loki, Tempo) with `compose up -d`, then polls every \
-service itself until it answers (HTTP readiness endpoints; a PostgreSQL startup handshake; Redis \
-PING), showing progress, and prints the URLs. Ports come from the compose files. It never uses \
-`up --wait`: Podman without systemd never runs healthchecks, so that would hang.\n\n\
+worker, the exporters, Prometheus, Grafana, Loki, Tempo) with `compose up -d`, then runs every \
+service's compose healthcheck itself (`compose exec`; from the host for an image that can run \
+none) until all pass, showing progress, and prints the URLs. Ports come from the compose files. \
+It never uses `up --wait`: Podman without systemd never runs healthchecks, so that would hang.\n\n\
 On failure it names the service, prints its last log lines and exits non-zero.\n\n\
 App images are built when missing or with --build. With AMPEL_APP_TARGET_SUFFIX=-prebuilt the \
 Dockerfile only packages binaries, so obs-up first runs `cargo build --release --locked -p \
@@ -202,7 +204,7 @@ pub struct ObsDown {
 #[derive(Debug, Args)]
 #[command(
     long_about = "Prints one row per service of the local stack: the container's state (from \
-`compose ps --format json`), whether it answers xtask's own readiness probe right now, and its \
+`compose ps --format json`), whether its compose healthcheck passes right now, and its \
 URL. Exits non-zero when a created container is not running or does not answer, or when nothing \
 runs. The variant (--peers or not) is recognised from the containers that exist."
 )]
@@ -231,13 +233,13 @@ pub enum EngineChoice {
     Podman,
 }
 
-/// Check that compose/, observability/, docs/metrics.md, the app and fly/ agree (offline).
+/// Check that compose/, observability/, the metric families, the app and fly/ agree (offline).
 #[derive(Debug, Args)]
 #[command(
     long_about = "Checks, without network or containers, that the pieces of the stack agree: \
 the compose files parse, publish ports on 127.0.0.1 only and mount no engine socket; every PromQL \
-expression in the alert rules and dashboards parses and uses only metrics of docs/metrics.md, the \
-exporters or `up`; dashboards use provisioned data sources; scrape targets, data-source URLs, \
+expression in the alert rules and dashboards parses and uses only metrics the binaries declare, the \
+exporters' or `up`; dashboards use provisioned data sources; scrape targets, data-source URLs, \
 listen ports and HTTP paths agree across compose/, observability/, the crates, the Dockerfile \
 and fly/; alerts carry labels, annotations and a runbook anchor that exists. Runs `promtool check \
 config`, `check rules` and `test rules` when promtool is on PATH.\n\n\
@@ -245,6 +247,19 @@ Prints one line per problem, `file[:line]: what is wrong; what to change`, and e
 there is any. `cargo test` runs the same checks (xtask's `check` test)."
 )]
 pub struct Check {}
+
+/// Write the files generated from code: docs/metrics.md from the declared metric families.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Writes docs/metrics.md from the MetricFamily declarations the binaries export \
+(ampel_api::EXPORTED_METRIC_FAMILIES, ampel_worker::EXPORTED_METRIC_FAMILIES). A test \
+(`metrics_doc_is_fresh`) fails when the file is not what this command would write."
+)]
+pub struct Codegen {
+    /// Write nothing; fail when a generated file is not what the code declares.
+    #[arg(long)]
+    pub check: bool,
+}
 
 /// Measure what telemetry costs the api and the worker; prints tables, writes JSON.
 #[derive(Debug, Args)]

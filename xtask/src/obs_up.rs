@@ -7,29 +7,25 @@
 //!
 //! Steps: find compose (`engine.rs`); build the app images when asked or missing (with
 //! `AMPEL_APP_TARGET_SUFFIX=-prebuilt`, compile the binaries on the host first); `compose up -d`;
-//! poll every service with its probe (`probe.rs`) until all answer or the deadline passes; print
-//! the URLs. Never `up --wait`: Podman without systemd never runs healthchecks, so it would hang.
+//! run every service's compose healthcheck (`ready.rs`) until all pass or the deadline passes;
+//! print the URLs. Never `up --wait`: Podman without systemd never runs healthchecks, so it would
+//! hang.
 
-pub mod probe;
+pub mod ready;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use otel_testkit::eventually;
 
 use crate::compose::{ComposeFile, Service};
 use crate::engine::{Compose, Variant};
 use crate::flags;
-use probe::Target;
+use ready::Target;
 
 /// The packages whose binaries the Dockerfile's `*-prebuilt` stages copy from target/release/.
 const APP_PACKAGES: [&str; 2] = ["ampel-api", "ampel-worker"];
-
-/// How often a service that is not ready yet is asked again.
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How often the containers' states are read while waiting (an exited container with no restart
 /// policy ends the wait early).
@@ -50,7 +46,7 @@ impl flags::ObsUp {
             .active(&[])
             .filter(|(_, service)| !(self.no_app && service.build.is_some()))
             .collect();
-        // Every probe is resolved before anything starts, so a missing row fails at once.
+        // Every check is resolved before anything starts, so a service without one fails at once.
         let targets = services
             .iter()
             .map(|(name, service)| Target::new(name, service))
@@ -70,7 +66,7 @@ impl flags::ObsUp {
              the other variant still running? `cargo xtask obs-down`), or an image missing (set \
              its AMPEL_*_IMAGE; on CI here `source .ci/images.env`)",
         )?;
-        let deadline = started + Duration::from_secs(self.timeout);
+        let deadline = Duration::from_secs(self.timeout);
         let restarts: BTreeMap<String, bool> = services
             .iter()
             .map(|(name, service)| {
@@ -154,176 +150,106 @@ fn build_apps(compose: &Compose, model: &ComposeFile, force: bool) -> anyhow::Re
 
 /// How the wait ended.
 enum Wait {
-    /// How long after `up -d` each service first answered.
+    /// How long after `up -d` each service first passed its check.
     Ready(BTreeMap<String, Duration>),
     /// The services that did not, with the last thing seen.
     Failed(BTreeMap<String, String>),
 }
 
-/// Polls every target until all answer, the deadline passes, or a container exits for good.
+/// Runs every target's check until all pass, the deadline passes, or a container exits for good.
+/// Progress goes to stderr: a line when a service is ready, and what a waiting one last showed.
 fn wait(
     compose: &Compose,
     targets: &[Target],
     restarts: &BTreeMap<String, bool>,
     started: Instant,
-    deadline: Instant,
+    deadline: Duration,
 ) -> anyhow::Result<Wait> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    let http = crate::obs_up::probe::http_client()?;
-    let progress = Progress::new(targets);
-    let last_seen: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-
+    let http = ready::http_client()?;
+    eprintln!(
+        "waiting for {} services to pass their healthchecks",
+        targets.len()
+    );
     runtime.block_on(async {
-        let probes = futures::future::join_all(targets.iter().enumerate().map(|(index, target)| {
-            let (http, progress, last_seen) = (&http, &progress, &last_seen);
+        let checks = futures::future::join_all(targets.iter().map(|target| {
+            let http = &http;
             async move {
-                loop {
-                    match target.check(http).await {
-                        Ok(()) => {
-                            let after = started.elapsed();
-                            progress.ready(index, after);
-                            return Some(after);
-                        }
-                        Err(seen) => {
-                            progress.waiting(index, &seen);
-                            last_seen
-                                .lock()
-                                .expect("no panics while locked")
-                                .insert(target.service.clone(), seen);
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        return None;
-                    }
-                    tokio::time::sleep(POLL_INTERVAL).await;
+                let what = format!("{} ready", target.service);
+                let ready = eventually(&what, started, deadline, || async {
+                    target.check(compose, http).await.map_err(anyhow::Error::msg)
+                })
+                .await;
+                if let Ok(ready) = &ready {
+                    let after = ready.after.as_secs_f64();
+                    eprintln!("  {:<18} ready after {after:.1} s", target.service);
                 }
+                ready
             }
         }));
-        let watch = watch_containers(compose, targets, restarts);
+        let watch = async {
+            let mut every = tokio::time::interval(STATE_INTERVAL);
+            loop {
+                every.tick().await;
+                match exited_for_good(compose, targets, restarts).await {
+                    Ok(exited) if !exited.is_empty() => return Ok(exited),
+                    Ok(_) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        };
         tokio::select! {
-            times = probes => {
-                progress.clear();
-                let last_seen = last_seen.lock().expect("no panics while locked");
+            results = checks => {
                 let mut ready = BTreeMap::new();
                 let mut failed = BTreeMap::new();
-                for (target, time) in targets.iter().zip(times) {
-                    match time {
-                        Some(time) => { ready.insert(target.service.clone(), time); }
-                        None => {
-                            let seen = last_seen.get(&target.service).cloned().unwrap_or_default();
-                            failed.insert(
-                                target.service.clone(),
-                                format!("not ready {} s after `up -d`; last probe: {seen}", deadline.duration_since(started).as_secs()),
-                            );
+                for (target, result) in targets.iter().zip(results) {
+                    let service = target.service.clone();
+                    match result {
+                        Ok(visible) => { ready.insert(service, visible.after); }
+                        Err(timed_out) => {
+                            let waited = timed_out.waited.as_secs();
+                            let seen = timed_out.last_seen;
+                            failed.insert(service, format!("not ready {waited} s after `up -d`; last check: {seen}"));
                         }
                     }
                 }
                 Ok(if failed.is_empty() { Wait::Ready(ready) } else { Wait::Failed(failed) })
             }
-            exited = watch => {
-                progress.clear();
-                exited.map(Wait::Failed)
-            }
+            exited = watch => exited.map(Wait::Failed),
         }
     })
 }
 
-/// Returns once a container has exited and compose will not restart it.
-async fn watch_containers(
+/// The containers that have exited and that compose will not restart.
+async fn exited_for_good(
     compose: &Compose,
     targets: &[Target],
     restarts: &BTreeMap<String, bool>,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    loop {
-        tokio::time::sleep(STATE_INTERVAL).await;
-        let compose = compose.clone();
-        let containers = tokio::task::spawn_blocking(move || compose.containers())
-            .await
-            .context("read the containers' states")??;
-        let exited: BTreeMap<String, String> = containers
-            .iter()
-            .filter(|container| {
-                targets
-                    .iter()
-                    .any(|target| target.service == container.service)
-            })
-            .filter(|container| matches!(container.state.as_str(), "exited" | "dead"))
-            .filter(|container| !restarts.get(&container.service).copied().unwrap_or(false))
-            .map(|container| {
-                (
-                    container.service.clone(),
-                    format!("the container stopped: {}", container.describe()),
-                )
-            })
-            .collect();
-        if !exited.is_empty() {
-            return Ok(exited);
-        }
-    }
-}
-
-/// Progress while waiting: one spinner per service on a terminal, otherwise a line when a service
-/// becomes ready (CI logs stay readable).
-struct Progress {
-    multi: MultiProgress,
-    bars: Vec<ProgressBar>,
-    names: Vec<String>,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(targets: &[Target]) -> Self {
-        let terminal = std::io::stderr().is_terminal();
-        let multi = MultiProgress::new();
-        let width = targets.iter().map(|t| t.service.len()).max().unwrap_or(0);
-        let style = ProgressStyle::with_template(&format!(
-            "{{spinner}} {{prefix:{width}}} {{elapsed:>4}} {{wide_msg}}"
-        ))
-        .expect("the template is valid");
-        let bars = targets
-            .iter()
-            .map(|target| {
-                let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(style.clone());
-                bar.set_prefix(target.service.clone());
-                bar.set_message("starting");
-                bar.enable_steady_tick(Duration::from_millis(120));
-                bar
-            })
-            .collect();
-        if !terminal {
-            eprintln!("waiting for {} services to answer", targets.len());
-        }
-        Self {
-            multi,
-            bars,
-            names: targets.iter().map(|t| t.service.clone()).collect(),
-            terminal,
-        }
-    }
-
-    fn waiting(&self, index: usize, seen: &str) {
-        self.bars[index].set_message(format!("waiting: {seen}"));
-    }
-
-    fn ready(&self, index: usize, after: Duration) {
-        let message = format!("ready after {:.1} s", after.as_secs_f64());
-        if !self.terminal {
-            eprintln!("  {:<18} {message}", self.names[index]);
-        }
-        self.bars[index].finish_with_message(message);
-    }
-
-    fn clear(&self) {
-        for bar in &self.bars {
-            bar.finish();
-        }
-        // The final table follows; the spinners' last frames would only repeat it.
-        self.multi.clear().ok();
-    }
+    let compose = compose.clone();
+    let containers = tokio::task::spawn_blocking(move || compose.containers())
+        .await
+        .context("read the containers' states")??;
+    let exited: BTreeMap<String, String> = containers
+        .iter()
+        .filter(|container| {
+            targets
+                .iter()
+                .any(|target| target.service == container.service)
+        })
+        .filter(|container| matches!(container.state.as_str(), "exited" | "dead"))
+        .filter(|container| !restarts.get(&container.service).copied().unwrap_or(false))
+        .map(|container| {
+            (
+                container.service.clone(),
+                format!("the container stopped: {}", container.describe()),
+            )
+        })
+        .collect();
+    Ok(exited)
 }
 
 /// Prints one row per service: name, URL, and how long it took to answer.

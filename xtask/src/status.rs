@@ -4,8 +4,8 @@
 //! cargo xtask status
 //! ```
 //!
-//! One row per service: the container's state from `compose ps --format json`, the result of
-//! xtask's own readiness probe (the same as `obs-up` waits on; compose's health column is not
+//! One row per service: the container's state from `compose ps --format json`, the result of its
+//! compose healthcheck run once now (the check `obs-up` waits on; compose's health column is not
 //! used because Podman without systemd never runs healthchecks), and the URL to open.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use crate::compose;
 use crate::engine::{Compose, Variant};
 use crate::flags;
 use crate::obs_up::print_table;
-use crate::obs_up::probe::Target;
+use crate::obs_up::ready::{self, Target};
 
 impl flags::Status {
     pub fn run(self) -> anyhow::Result<()> {
@@ -62,9 +62,9 @@ impl flags::Status {
             .enable_all()
             .build()
             .context("start the async runtime")?;
-        let http = crate::obs_up::probe::http_client()?;
+        let http = ready::http_client()?;
         let probes = runtime.block_on(futures::future::join_all(
-            targets.iter().map(|target| target.check(&http)),
+            targets.iter().map(|target| target.check(&compose, &http)),
         ));
 
         let mut unhealthy = Vec::new();

@@ -31,19 +31,8 @@ pub fn run(
 ) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
     let mut expression = duct::cmd(program, args);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_MANIFEST_")
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-            ]
-            .contains(&&*key)
-        {
-            expression = expression.env_remove(&*key);
-        }
+    for key in inherited_cargo_vars() {
+        expression = expression.env_remove(key);
     }
     for (key, value) in env {
         expression = expression.env(key, value);
@@ -52,21 +41,38 @@ pub fn run(
     Ok(())
 }
 
-/// Serves `app` on a free 127.0.0.1 port in the background: local stand-ins (the fake provider,
-/// the bench's OTLP sink). Returns the address and the task; abort the task to stop it.
-pub async fn serve_on_loopback(
-    what: &str,
-    app: axum::Router,
-) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .with_context(|| format!("bind {what}"))?;
-    let address = listener.local_addr()?;
-    let what = what.to_owned();
-    let server = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            eprintln!("{what} stopped: {err}");
-        }
-    });
-    Ok((address, server))
+/// The variables cargo set for xtask itself, which a child must not inherit (see [`run`]).
+fn inherited_cargo_vars() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(key, _)| key)
+        .filter(|key| {
+            let key = key.to_string_lossy();
+            key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                ]
+                .contains(&&*key)
+        })
+        .collect()
+}
+
+/// Runs `cargo xtask ARGS…` in `package` (`xtask-contract` or `xtask-lab`), which holds the
+/// command, and exits with its status: the package prints its own errors.
+pub fn delegate(
+    package: &str,
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> anyhow::Result<()> {
+    let mut command = std::process::Command::new(cargo());
+    command.args(["run", "--quiet", "--package", package, "--"]);
+    command.args(args);
+    for key in inherited_cargo_vars() {
+        command.env_remove(key);
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("run {package}: is cargo on PATH?"))?;
+    std::process::exit(status.code().unwrap_or(1));
 }

@@ -1,0 +1,160 @@
+//! `cargo xtask e2e`: proves that the app's metrics, traces and logs reach real backends.
+//!
+//! ```text
+//! source .ci/images.env   # where no registry is reachable (CI here)
+//! DOCKER_HOST=unix:///run/podman/podman.sock cargo xtask e2e --traces jaeger --logs victorialogs
+//! ```
+//!
+//! Layout: `stack.rs` turns compose/'s services into otel-testkit container specs and derives
+//! Prometheus' config; `apps.rs` builds and runs ampel-api and ampel-worker on the host (the
+//! worker polls a `fake_github::FakeGithub`); `scenario.rs` drives one poll through the app and
+//! runs the checks, each polled with a deadline (`otel_testkit::eventually`) through the kit's
+//! clients behind its `TraceStore` and `LogStore` traits.
+
+pub(crate) mod apps;
+mod scenario;
+pub(crate) mod stack;
+
+pub use stack::Datastores;
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use xtask::flags;
+
+impl crate::Run for flags::E2e {
+    /// Runs the whole e2e: build, start the stack, one scenario, the table, clean up. Fails when
+    /// a check fails, naming the signal and what was seen instead.
+    fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Runtime::new().context("start the Tokio runtime")?;
+        runtime.block_on(run(self))
+    }
+}
+
+async fn run(flags: flags::E2e) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let binaries = apps::build(apps::Profile::Debug)?;
+    let built = started.elapsed();
+    let stack = stack::Stack::start(flags.traces, flags.logs).await?;
+    let ready = started.elapsed();
+    let report = scenario::run(&stack, &binaries, "e2e", flags.broken).await;
+    let scenario_done = started.elapsed();
+    stack.stop(flags.keep).await;
+    let report = report?;
+    println!("{report}");
+    println!(
+        "wall time {:.1}s: build {:.1}s, containers ready {:.1}s, scenario {:.1}s, clean-up {:.1}s",
+        started.elapsed().as_secs_f64(),
+        built.as_secs_f64(),
+        (ready - built).as_secs_f64(),
+        (scenario_done - ready).as_secs_f64(),
+        (started.elapsed() - scenario_done).as_secs_f64(),
+    );
+    let failed = report.failed();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "e2e failed: {} not seen; the details above say what was found instead",
+        failed
+            .iter()
+            .map(|signal| scenario::signal_name(*signal))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use otel_testkit::container;
+
+    use super::*;
+    use xtask::flags::Signal;
+
+    /// Each check fails when its signal is switched off, and only that check (a lost trace also
+    /// fails the flush check, which looks for a trace): metrics when the api is not scraped,
+    /// traces when spans are not exported, logs when log records are not exported, flush when
+    /// the api is SIGKILLed instead of SIGTERMed. A control run on the same stack must pass, so
+    /// a failure is the break's doing and not the stack's. All runs share one set of
+    /// containers and run at once, so the whole test takes about one deadline. Without an engine
+    /// or an image it is skipped, and under `CI=true` it fails.
+    #[test]
+    fn each_check_fails_without_its_signal() {
+        let flags::Command::E2e(flags) = flags::Xtask::parse_from(["xtask", "e2e"]).command else {
+            unreachable!("parsed the e2e command");
+        };
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let images = stack::Stack::images(flags.traces, flags.logs).unwrap();
+            let images: Vec<&str> = images.iter().map(String::as_str).collect();
+            let test = "each_check_fails_without_its_signal (local images: `source .ci/images.env`; \
+                        AMPEL_E2E_TRACES / AMPEL_E2E_LOGS pick the backends)";
+            if container::require_engine(test, &images).await.is_none() {
+                return;
+            }
+            let binaries = apps::build(apps::Profile::Debug).unwrap();
+            let stack = stack::Stack::start(flags.traces, flags.logs).await.unwrap();
+            // (run, what is switched off, the checks that must fail, what the failure must say)
+            let cases = [
+                ("control", None, vec![], ""),
+                (
+                    "no-metrics",
+                    Some(Signal::Metrics),
+                    vec![Signal::Metrics],
+                    "api is up",
+                ),
+                (
+                    "no-traces",
+                    Some(Signal::Traces),
+                    vec![Signal::Traces, Signal::Flush],
+                    "not found",
+                ),
+                (
+                    "no-logs",
+                    Some(Signal::Logs),
+                    vec![Signal::Logs],
+                    "no ampel-worker record",
+                ),
+                (
+                    "sigkill",
+                    Some(Signal::Flush),
+                    vec![Signal::Flush],
+                    "after SIGKILL",
+                ),
+            ];
+            let reports = futures::future::join_all(
+                cases
+                    .iter()
+                    .map(|(run, broken, _, _)| scenario::run(&stack, &binaries, run, *broken)),
+            )
+            .await;
+            stack.stop(false).await;
+            let mut wrong = Vec::new();
+            for ((run, broken, expected, says), report) in cases.iter().zip(reports) {
+                let report =
+                    report.unwrap_or_else(|err| panic!("run {run} could not run: {err:#}"));
+                eprintln!("{report}");
+                if report.failed() != *expected {
+                    wrong.push(format!(
+                        "run {run}: expected failures {expected:?}, got {:?}",
+                        report.failed()
+                    ));
+                }
+                // The broken signal's own check must say what was missing.
+                let detail = report
+                    .checks
+                    .iter()
+                    .find(|check| Some(check.signal) == *broken)
+                    .map_or("", |check| check.detail.as_str());
+                if !detail.contains(says) {
+                    wrong.push(format!(
+                        "run {run}: its failure should say {says:?}: {detail:?}"
+                    ));
+                }
+            }
+            assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        });
+    }
+}

@@ -1,0 +1,56 @@
+//! `cargo xtask test`: every test of the workspace against real PostgreSQL and Redis, then the
+//! e2e. The README's test command.
+
+use anyhow::Context as _;
+
+use crate::e2e;
+use xtask::{flags, util};
+
+impl crate::Run for flags::Test {
+    fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Runtime::new().context("start the Tokio runtime")?;
+        let given = (std::env::var("DATABASE_URL"), std::env::var("REDIS_URL"));
+        let (datastores, database_url, redis_url) = match given {
+            (Ok(database_url), Ok(redis_url)) => (None, database_url, redis_url),
+            _ => {
+                eprintln!(
+                    "DATABASE_URL or REDIS_URL is not set: starting PostgreSQL and Redis in containers"
+                );
+                let datastores = runtime.block_on(e2e::Datastores::start()).context(
+                    "start PostgreSQL and Redis: is Docker (or Podman's socket, DOCKER_HOST) up? Or export DATABASE_URL and REDIS_URL for servers you run (`bash .ci/services.sh` starts them on Debian)",
+                )?;
+                let (database_url, redis_url) = (
+                    datastores.database_url.clone(),
+                    datastores.redis_url.clone(),
+                );
+                (Some(datastores), database_url, redis_url)
+            }
+        };
+        let mut args = vec!["test".to_owned(), "--workspace".to_owned()];
+        if !self.cargo_args.is_empty() {
+            args.push("--".to_owned());
+            args.extend(self.cargo_args);
+        }
+        let tests = util::run(
+            "cargo test",
+            &util::cargo(),
+            &args,
+            &[("DATABASE_URL", database_url), ("REDIS_URL", redis_url)],
+        );
+        if let Some(datastores) = datastores {
+            runtime.block_on(datastores.stop());
+        }
+        tests?;
+        if self.no_e2e {
+            return Ok(());
+        }
+        drop(runtime);
+        flags::E2e {
+            traces: self.traces,
+            logs: self.logs,
+            keep: false,
+            broken: None,
+        }
+        .run()
+    }
+}
