@@ -97,6 +97,14 @@ pub enum Signal {
     Flush,
 }
 
+/// The name `--break` takes.
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = clap::ValueEnum::to_possible_value(self).expect("no signal is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
 /// Ship the api and the worker.
 #[derive(Debug, Args)]
 pub struct Deploy {
@@ -273,7 +281,7 @@ route and a PostgreSQL-backed one: req/s, p50/p99, CPU per request, instructions
 OTLP endpoint vs a live one: req/s, p99, RSS, dropped items, SIGTERM-to-exit; (3) time from a \
 request's end to its trace (Jaeger), log (VictoriaLogs) and counter (Prometheus) being \
 queryable, on the e2e's containers; (4) worker jobs/s against a local fake provider, telemetry on vs off.\n\n\
-Needs wrk, curl, taskset and valgrind on PATH; DATABASE_URL and REDIS_URL (`bash .ci/services.sh`); \
+Needs wrk, taskset and valgrind on PATH; DATABASE_URL and REDIS_URL (`bash .ci/services.sh`); \
 for table 3 a container engine (DOCKER_HOST for Podman) and the images of compose/ \
 (`source .ci/images.env`). Wall-clock figures need a quiet machine: the load average is \
 printed with each table."

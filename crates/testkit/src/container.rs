@@ -26,6 +26,10 @@
 //!
 //! Tests that need an engine call [`require_engine`] first: without one it skips them with the
 //! reason, except under `CI=true`, where a missing engine or image fails the test.
+//!
+//! [`Group`] starts several named containers at once (a compose file's services) and rewrites
+//! references to them (`//name:port`) to host addresses; [`SharedDir`] is a host folder a
+//! container mounts while the host rewrites its files.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +50,12 @@ use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
 
 use crate::eventually::eventually;
+
+mod group;
+mod shared_dir;
+
+pub use group::Group;
+pub use shared_dir::SharedDir;
 
 /// How long a container may take to become ready unless its spec says otherwise.
 pub const READY_DEADLINE: Duration = Duration::from_secs(120);

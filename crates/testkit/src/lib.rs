@@ -3,7 +3,7 @@
 //! message that says what was there instead.
 //!
 //! - [`eventually()`]: poll a probe until it passes or a deadline passes; measures time to
-//!   visible.
+//!   visible. [`checks`]: a run's outcomes as a table.
 //! - [`model`]: [`Span`], [`Trace`] (with [`Trace::find`] and [`Trace::descends_from`]),
 //!   [`LogRecord`], [`Sample`], and the [`TraceStore`] / [`LogStore`] traits the clients implement.
 //! - One module per backend, each with a typed query client and, with the `containers` feature,
@@ -11,12 +11,16 @@
 //!   [`victorialogs`] (logs), [`prometheus`] (metrics).
 //! - [`otlp`] (feature `send`, on by default): OTLP requests that send spans and log records
 //!   to a receiver.
+//! - [`sink`] (feature `sink`, on by default): a local OTLP/HTTP receiver that counts the spans
+//!   and log records it gets, by name and by id.
 //! - [`container`] (feature `containers`, on by default): testcontainers on Docker or Podman,
 //!   with the workarounds Podman needs; [`container::require_engine`] for tests that need it.
+//! - [`process`] (feature `process`, on by default): the service under test as a host process.
 //!
 //! Without the `containers` feature the crate has no container machinery at all: a binary that
 //! only polls and queries compiles without testcontainers.
 
+pub mod checks;
 #[cfg(feature = "containers")]
 pub mod container;
 pub mod eventually;
@@ -27,7 +31,11 @@ pub mod model;
 #[cfg(feature = "send")]
 pub mod otlp;
 mod otlp_json;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod prometheus;
+#[cfg(feature = "sink")]
+pub mod sink;
 pub mod tempo;
 pub mod victorialogs;
 

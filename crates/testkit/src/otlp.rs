@@ -22,6 +22,8 @@ use crate::model::{LogRecord, Span};
 
 /// The path of the OTLP/HTTP traces receiver (on port 4318 by convention).
 pub const TRACES_PATH: &str = "/v1/traces";
+/// The path of the OTLP/HTTP logs receiver.
+pub const LOGS_PATH: &str = "/v1/logs";
 
 /// A fresh trace id: 32 hex digits.
 pub fn new_trace_id() -> String {

@@ -1,5 +1,5 @@
-//! Prometheus: instant queries as typed samples, scrape targets, configuration reloads, and a
-//! preset to run it.
+//! Prometheus: instant queries as typed samples, scrape targets, configuration reloads, a
+//! preset to run it, and a [`ScrapeConfig`] to point it at the test's own processes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,6 +8,11 @@ use anyhow::Context as _;
 use prometheus_http_query::response::Data;
 
 use crate::model::Sample;
+
+#[cfg(feature = "containers")]
+mod scrape_config;
+#[cfg(feature = "containers")]
+pub use scrape_config::ScrapeConfig;
 
 /// The upstream image.
 pub const IMAGE: &str = "prom/prometheus:v3.16.0";

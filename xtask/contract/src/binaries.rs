@@ -1,9 +1,16 @@
-//! The two binaries this repository builds, as their crates declare them. xtask links the crates,
-//! so a renamed variable, a moved route or a longer timeout reaches every check that reads it
-//! (`check` against compose/ and the Dockerfile, the deploy's preflight against fly/).
+//! The two binaries this repository builds, as their crates declare them, and the one comparison
+//! every deploy target is held to. xtask links the crates, so a renamed variable, a moved route or
+//! a longer timeout reaches every check that reads it. Each source (a Dockerfile stage in
+//! `deploy/dockerfile.rs`, a compose service in `check/wiring.rs`, a Fly app in
+//! `deploy/preflight.rs`) is read into a [`Deployment`] and compared by [`Binary::problems`], so
+//! each rule is written once.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::problem::{Problem, Stated};
 
 /// A constant of an app crate with its path, so a message can say where a value comes from.
 #[derive(Debug, Clone, Copy)]
@@ -57,8 +64,9 @@ pub struct Binary {
 impl Binary {
     /// The port of [`Binary::default_listen_addr`].
     pub fn default_port(&self) -> u16 {
-        port_of(self.default_listen_addr.value)
-            .expect("the crate parses its own default at start-up")
+        let address: SocketAddr = (self.default_listen_addr.value.parse())
+            .expect("the crate parses its own default at start-up");
+        address.port()
     }
 
     /// The shortest stop timeout that lets it finish: the sum of [`Binary::shutdown`].
@@ -110,14 +118,212 @@ pub const WORKER: Binary = Binary {
 
 pub const ALL: [&Binary; 2] = [&API, &WORKER];
 
-/// The binary that reads its listen address from `var`.
-pub fn listening_on(var: &str) -> Option<&'static Binary> {
-    ALL.into_iter().find(|binary| binary.listen_var == var)
+/// The binary a Dockerfile ENTRYPOINT runs (`/usr/local/bin/ampel-api` runs ampel-api).
+pub fn running(program: &str) -> Option<&'static Binary> {
+    ALL.into_iter()
+        .find(|binary| program_name(program) == binary.name)
 }
 
-/// The port of an address like `0.0.0.0:8080`.
-pub fn port_of(address: &str) -> Option<u16> {
-    address.rsplit_once(':')?.1.parse().ok()
+fn program_name(program: &str) -> &str {
+    program.rsplit('/').next().unwrap_or(program)
+}
+
+/// What a platform sends a binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Traffic to a port (published, `internal_port`, EXPOSE): any path.
+    Route,
+    /// A readiness check (compose's healthcheck): any route the binary serves.
+    Probe,
+    /// A liveness check: a failing one takes the process out (Fly restarts it and stops routing
+    /// to it), so it asks the health route, which never checks dependencies.
+    Liveness,
+    /// A Prometheus scrape.
+    Scrape,
+}
+
+/// One request a platform sends a binary; a route has no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `None` when the file names no port.
+    pub port: Option<u16>,
+    pub path: Option<String>,
+}
+
+impl Request {
+    pub fn new(port: Option<u16>, path: Option<&str>) -> Self {
+        Self {
+            port,
+            path: path.map(str::to_owned),
+        }
+    }
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "port {port}")?,
+            None => write!(f, "no port")?,
+        }
+        self.path
+            .iter()
+            .try_for_each(|path| write!(f, ", path {path}"))
+    }
+}
+
+/// The requests of one kind a deploy target lists.
+pub struct Listed {
+    pub kind: Kind,
+    /// How the file names the list (`[metrics]`, `service api's ports`), at the line where a
+    /// missing entry goes.
+    pub section: Stated<String>,
+    pub entries: Vec<Stated<Request>>,
+}
+
+impl Listed {
+    pub fn new(kind: Kind, section: Stated<String>, entries: Vec<Stated<Request>>) -> Self {
+        Self {
+            kind,
+            section,
+            entries,
+        }
+    }
+}
+
+/// How one deploy target (a Dockerfile stage, a compose service, a Fly app) runs a binary, as its
+/// files say.
+#[derive(Default)]
+pub struct Deployment {
+    /// For messages: `stage api`, `service api`, `fly/api.toml`.
+    pub name: String,
+    /// Its Dockerfile stage, at the stage's FROM line (where a missing ENV goes).
+    pub stage: Option<Stated<String>>,
+    /// What its image's ENTRYPOINT runs.
+    pub program: Option<Stated<String>>,
+    /// The environment the binary starts with: the stage's ENV under the target's own.
+    pub env: BTreeMap<String, Stated<String>>,
+    /// One per kind the target has a say in; each needs an entry, and every entry must be right.
+    pub lists: Vec<Listed>,
+}
+
+impl Binary {
+    /// Everything in `deployment` that disagrees with this binary: each rule written once, for
+    /// every deploy target.
+    pub fn problems(&self, deployment: &Deployment) -> Vec<Problem> {
+        let (name, mut problems) = (self.name, Vec::new());
+        match (&deployment.stage, &deployment.program) {
+            (Some(stage), None) => problems.push(stage.problem(format!(
+                "stage {} has no ENTRYPOINT; add ENTRYPOINT [\"/usr/local/bin/{name}\"]",
+                stage.value
+            ))),
+            (_, Some(program)) if program_name(&program.value) != name => {
+                problems.push(program.problem(format!(
+                    "ENTRYPOINT runs {}, but {} deploys {name} from this stage; fix the ENTRYPOINT or the build target",
+                    program.value, deployment.name
+                )));
+            }
+            _ => {}
+        }
+        let read: Vec<&str> = [self.listen_var]
+            .into_iter()
+            .chain(self.metrics_listen_var)
+            .collect();
+        for (var, value) in &deployment.env {
+            if var.ends_with("_LISTEN_ADDR") && !read.contains(&var.as_str()) {
+                problems.push(value.problem(format!(
+                    "{var} is not read by {name}, which listens on {}; fix the variable's name",
+                    read.join(" and ")
+                )));
+            }
+        }
+        if self
+            .port(deployment, self.listen_var, &mut problems)
+            .is_none()
+        {
+            return problems;
+        }
+        // Held to the default even when the address is off it (reported above): every other
+        // place is then told the same port.
+        let port = self.default_port();
+        let metrics = match self.metrics_listen_var {
+            Some(var) if deployment.env.contains_key(var) => {
+                (self.port(deployment, var, &mut problems), var)
+            }
+            _ => (Some(port), self.listen_var),
+        };
+        for list in &deployment.lists {
+            let (port, var, paths) = match list.kind {
+                Kind::Route => (Some(port), self.listen_var, &[][..]),
+                Kind::Probe => (Some(port), self.listen_var, self.routes),
+                Kind::Liveness => (
+                    Some(port),
+                    self.listen_var,
+                    std::slice::from_ref(&self.health),
+                ),
+                Kind::Scrape => (metrics.0, metrics.1, std::slice::from_ref(&self.metrics)),
+            };
+            // An unusable metrics address is reported above.
+            let Some(port) = port else { continue };
+            let want = Request::new(Some(port), paths.first().copied());
+            let section = &list.section;
+            if list.entries.is_empty() {
+                problems.push(
+                    section.problem(format!("{}: none for {name}; add {want}", section.value)),
+                );
+            }
+            for entry in &list.entries {
+                let path = entry.value.path.as_deref();
+                let right_path = paths.is_empty() || path.is_some_and(|path| paths.contains(&path));
+                if entry.value.port != want.port || !right_path {
+                    let serves = if paths.is_empty() {
+                        "HTTP".into()
+                    } else {
+                        paths.join(", ")
+                    };
+                    problems.push(entry.problem(format!(
+                        "{}: {}, but {name} serves {serves} on port {port} ({var}); use {want}",
+                        section.value, entry.value
+                    )));
+                }
+            }
+        }
+        problems
+    }
+
+    /// The port `var` sets in `deployment`, held to the rules every listen address keeps.
+    fn port(&self, deployment: &Deployment, var: &str, problems: &mut Vec<Problem>) -> Option<u16> {
+        let (name, default, default_port) =
+            (self.name, &self.default_listen_addr, self.default_port());
+        let Some(value) = deployment.env.get(var) else {
+            // Only the listen address is required, and the image is where it belongs.
+            if let (true, Some(stage)) = (var == self.listen_var, &deployment.stage) {
+                problems.push(stage.problem(format!(
+                    "stage {} sets no {var}, so {name} listens on {default}, which no other container and no Fly proxy or check can reach; add ENV {var}=0.0.0.0:{default_port}",
+                    stage.value
+                )));
+            }
+            return None;
+        };
+        let text = &value.value;
+        let Ok(address) = text.parse::<SocketAddr>() else {
+            let message =
+                format!("{var}={text:?} is not an address like 0.0.0.0:{default_port}; fix it");
+            problems.push(value.problem(message));
+            return None;
+        };
+        if !address.ip().is_unspecified() {
+            problems.push(value.problem(format!(
+                "{var}={text:?} binds one interface, which other containers and Fly's proxy and checks cannot reach; use 0.0.0.0:{}",
+                address.port()
+            )));
+        }
+        if var == self.listen_var && address.port() != default_port {
+            problems.push(value.problem(format!(
+                "{var}={text:?} is not on the port of {name}'s default, {default}, which every deploy target keeps; use 0.0.0.0:{default_port}"
+            )));
+        }
+        Some(address.port())
+    }
 }
 
 #[cfg(test)]

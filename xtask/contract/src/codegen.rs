@@ -11,33 +11,26 @@
 //! changed without `cargo xtask codegen` cannot pass `cargo test`.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::Context as _;
 use telemetry::{Kind, LabelValues, MetricFamily};
 
-use crate::binaries::{self, Binary};
+use crate::binaries;
 use xtask::flags;
 
 /// The metric contract of the two binaries, generated.
 pub const METRICS_DOC: &str = "docs/metrics.md";
 
-/// A binary and every metric family it exports.
-pub struct BinaryMetrics {
-    pub binary: &'static Binary,
-    pub families: &'static [&'static [MetricFamily]],
-}
+/// Each binary and the families it exports.
+type BinaryMetrics = [(&'static str, &'static [&'static [MetricFamily]])];
 
 /// Both binaries' metric families, as their crates declare them.
-pub const BINARY_METRICS: [BinaryMetrics; 2] = [
-    BinaryMetrics {
-        binary: &binaries::API,
-        families: ampel_api::EXPORTED_METRIC_FAMILIES,
-    },
-    BinaryMetrics {
-        binary: &binaries::WORKER,
-        families: ampel_worker::EXPORTED_METRIC_FAMILIES,
-    },
+const BINARY_METRICS: &BinaryMetrics = &[
+    (binaries::API.name, ampel_api::EXPORTED_METRIC_FAMILIES),
+    (
+        binaries::WORKER.name,
+        ampel_worker::EXPORTED_METRIC_FAMILIES,
+    ),
 ];
 
 /// One family and the binaries that export it.
@@ -51,8 +44,12 @@ pub struct Exported {
 /// # Errors
 /// When two declarations share a name but differ.
 pub fn exported_families() -> anyhow::Result<Vec<Exported>> {
+    merge(BINARY_METRICS)
+}
+
+fn merge(binaries: &BinaryMetrics) -> anyhow::Result<Vec<Exported>> {
     let mut exported: Vec<Exported> = Vec::new();
-    for BinaryMetrics { binary, families } in &BINARY_METRICS {
+    for (binary, families) in binaries {
         for family in families.iter().copied().flatten() {
             match exported.iter_mut().find(|e| e.family.name == family.name) {
                 Some(known) => {
@@ -61,11 +58,11 @@ pub fn exported_families() -> anyhow::Result<Vec<Exported>> {
                         "two different declarations of {}: give one of them another name, or share one declaration",
                         family.name
                     );
-                    known.binaries.push(binary.name);
+                    known.binaries.push(binary);
                 }
                 None => exported.push(Exported {
                     family,
-                    binaries: vec![binary.name],
+                    binaries: vec![binary],
                 }),
             }
         }
@@ -156,72 +153,53 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
-/// Every generated file: its path from the workspace root and what it must hold.
-fn generated() -> anyhow::Result<[(&'static str, String); 1]> {
-    Ok([(METRICS_DOC, metrics_doc()?)])
+/// Whether `docs/metrics.md` holds what the declarations generate; when not and `write`, it is
+/// rewritten.
+fn up_to_date(write: bool) -> anyhow::Result<bool> {
+    let file = xtask::util::project_root().join(METRICS_DOC);
+    let contents = metrics_doc()?;
+    let current = match std::fs::read_to_string(&file) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        read => read.with_context(|| format!("read {METRICS_DOC}"))?,
+    };
+    let fresh = current == contents;
+    if !fresh && write {
+        std::fs::write(&file, contents).with_context(|| format!("write {METRICS_DOC}"))?;
+    }
+    Ok(fresh)
 }
 
 impl crate::Run for flags::Codegen {
     fn run(self) -> anyhow::Result<()> {
-        let root = xtask::util::project_root();
-        let mut stale = Vec::new();
-        for (path, contents) in generated()? {
-            let file = root.join(path);
-            if read(&file)? == contents {
-                continue;
-            }
-            if self.check {
-                stale.push(path);
-            } else {
-                std::fs::write(&file, contents).with_context(|| format!("write {path}"))?;
-                eprintln!("codegen: wrote {path}");
-            }
-        }
+        let fresh = up_to_date(!self.check)?;
         anyhow::ensure!(
-            stale.is_empty(),
-            "{} not what the code declares: run `cargo xtask codegen` and commit the result",
-            stale.join(", ")
+            fresh || !self.check,
+            "{METRICS_DOC} not what the code declares: run `cargo xtask codegen` and commit the result"
         );
+        if !fresh {
+            eprintln!("codegen: wrote {METRICS_DOC}");
+        }
         Ok(())
     }
 }
 
-/// The file's text, empty when it does not exist yet.
-fn read(file: &Path) -> anyhow::Result<String> {
-    match std::fs::read_to_string(file) {
-        Ok(text) => Ok(text),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(err) => Err(err).with_context(|| format!("read {}", file.display())),
-    }
-}
-
-/// rust-analyzer's `ensure_file_contents`: fails when `path` does not hold `contents`, and writes
-/// them there so the next run passes, except under `CI`, where `cargo test` must not change files.
-#[cfg(test)]
-fn ensure_file_contents(path: &str, contents: &str) {
-    let file = xtask::util::project_root().join(path);
-    if read(&file).expect("read the generated file") == contents {
-        return;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{path} is not what the code declares: run `cargo xtask codegen` and commit it");
-    }
-    std::fs::write(&file, contents).expect("write the generated file");
-    panic!(
-        "{path} was not what the code declares and has been rewritten: commit it, then test again"
-    );
-}
-
-/// `docs/metrics.md` is what the declarations generate.
+/// rust-analyzer's `ensure_file_contents`: a generated file that is not what the declarations
+/// say fails the test and is rewritten so the next run passes, except under `CI`, where `cargo
+/// test` must not change files.
 #[test]
 fn metrics_doc_is_fresh() {
-    ensure_file_contents(
-        METRICS_DOC,
-        &metrics_doc().expect("generate docs/metrics.md"),
-    );
+    let under_ci = std::env::var_os("CI").is_some();
+    let what_next = if under_ci {
+        "is not what the code declares: run `cargo xtask codegen` and commit it"
+    } else {
+        "was not what the code declares and has been rewritten: commit it, then test again"
+    };
+    let fresh = up_to_date(!under_ci).expect("generate docs/metrics.md");
+    assert!(fresh, "{METRICS_DOC} {what_next}");
 }
 
-/// Families every binary exports are listed once, with both binaries.
+/// Families every binary exports are listed once, with both binaries; two declarations of one
+/// name that differ are refused.
 #[test]
 fn shared_families_are_listed_once() {
     let exported = exported_families().unwrap();
@@ -233,5 +211,14 @@ fn shared_families_are_listed_once() {
     assert_eq!(
         build_info[0].binaries,
         [binaries::API.name, binaries::WORKER.name]
+    );
+    const JOBS: &[MetricFamily] = &[MetricFamily::counter("jobs_total", "Jobs.", &[])];
+    const OTHER: &[MetricFamily] = &[MetricFamily::gauge("jobs_total", "Jobs.", &[])];
+    let err = merge(&[("a", &[JOBS]), ("b", &[OTHER])])
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("two different declarations of jobs_total")
     );
 }

@@ -9,7 +9,7 @@
 //! reuses [`preflight::fly_problems`]); `dockerfile.rs` reads the Dockerfile's stages;
 //! `secrets.rs` reads secrets and hands them to flyctl on stdin; `flyctl.rs` runs flyctl;
 //! `verify.rs` waits for the new version to answer.
-//! The tests drive the whole command against `fake-flyctl` (src/bin/), which stands in for Fly's
+//! The tests drive the whole command against crates/fake-flyctl, which stands in for Fly's
 //! API because CI cannot reach it.
 
 pub mod dockerfile;

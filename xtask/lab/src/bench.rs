@@ -9,12 +9,13 @@
 //! Layout: `overhead.rs`, `backend.rs`, `visible.rs` and `worker.rs` are one table each, a
 //! `report::Table` that measures, prints and states its targets; this file runs them and writes
 //! their typed values as one JSON document. Below them: `ctx.rs` (the plan, the datastores, the
-//! api started with telemetry off or on), `app.rs` runs the release binaries pinned to the server
-//! core (through the e2e's process helper) and reads their CPU time and memory from /proc;
-//! `load.rs` drives them with wrk (throughput, latency) or curl (an exact request count);
-//! `callgrind.rs` counts instructions per request; `sink.rs` is the counting OTLP receiver and
-//! the refusing and hung endpoints; table 3 runs on the e2e's stack and backend clients;
-//! `report.rs` knows no table: the trait, the targets list, the run's record.
+//! one way to start a measured app and where its telemetry goes, the rounds), `app.rs` runs the
+//! release binaries pinned to the server core (through the e2e's process helper) and reads their
+//! CPU time and memory from /proc; `load.rs` drives them with wrk (throughput, latency) or one
+//! request after the other (an exact count) and holds the measured api run tables 1 and 2 share;
+//! `callgrind.rs` counts instructions per request; the counting OTLP receiver and the hung
+//! endpoint are `otel_testkit::sink`'s; table 3 runs on the e2e's stack and backend clients;
+//! `report.rs` knows no table: the trait, the targets list, the column layout, the run's record.
 //! docs/performance.md explains the method and holds the reference figures.
 
 mod app;
@@ -24,7 +25,6 @@ mod ctx;
 mod load;
 mod overhead;
 mod report;
-mod sink;
 mod visible;
 mod worker;
 
@@ -61,7 +61,7 @@ impl crate::Run for flags::Bench {
     fn run(self) -> anyhow::Result<()> {
         let (started, commit, unix_time) = (Instant::now(), report::commit(), report::unix_time());
         preflight()?;
-        // This process (wrk's and curl's parent, the sink, the fake GitHub) stays off the
+        // This process (wrk's parent, the exact request counts, the sink, the fake GitHub) stays off the
         // server's core. Done before the runtime's threads exist, so they inherit it.
         xtask::util::run(
             "pin xtask to the load core",
@@ -129,7 +129,6 @@ fn preflight() -> anyhow::Result<()> {
     );
     for (tool, package) in [
         ("wrk", "wrk"),
-        ("curl", "curl"),
         ("taskset", "util-linux"),
         ("valgrind", "valgrind"),
     ] {

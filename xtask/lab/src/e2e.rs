@@ -21,47 +21,54 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use xtask::flags;
+use xtask::flags::{self, Signal};
 
 impl crate::Run for flags::E2e {
     /// Runs the whole e2e: build, start the stack, one scenario, the table, clean up. Fails when
     /// a check fails, naming the signal and what was seen instead.
     fn run(self) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Runtime::new().context("start the Tokio runtime")?;
-        runtime.block_on(run(self))
+        runtime.block_on(async {
+            let report = run_all(&self, &[("e2e", self.broken)]).await?.remove(0)?;
+            println!("{report}");
+            let failed: Vec<String> = report.failed().iter().map(ToString::to_string).collect();
+            anyhow::ensure!(
+                failed.is_empty(),
+                "e2e failed: {} not seen; the details above say what was found instead",
+                failed.join(", ")
+            );
+            Ok(())
+        })
     }
 }
 
-async fn run(flags: flags::E2e) -> anyhow::Result<()> {
+/// Builds the apps, starts the stack, runs each `(run, broken signal)` on it at once, removes
+/// the stack (unless `--keep`), and says where the time went. An `Err` in the list is a run that
+/// could not run (see [`scenario::run`]).
+async fn run_all(
+    flags: &flags::E2e,
+    runs: &[(&str, Option<Signal>)],
+) -> anyhow::Result<Vec<anyhow::Result<scenario::Report>>> {
     let started = Instant::now();
     let binaries = apps::build(apps::Profile::Debug)?;
     let built = started.elapsed();
     let stack = stack::Stack::start(flags.traces, flags.logs).await?;
     let ready = started.elapsed();
-    let report = scenario::run(&stack, &binaries, "e2e", flags.broken).await;
-    let scenario_done = started.elapsed();
+    let scenarios = runs
+        .iter()
+        .map(|(run, broken)| scenario::run(&stack, &binaries, run, *broken));
+    let reports = futures::future::join_all(scenarios).await;
+    let scenarios_done = started.elapsed();
     stack.stop(flags.keep).await;
-    let report = report?;
-    println!("{report}");
-    println!(
+    eprintln!(
         "wall time {:.1}s: build {:.1}s, containers ready {:.1}s, scenario {:.1}s, clean-up {:.1}s",
         started.elapsed().as_secs_f64(),
         built.as_secs_f64(),
         (ready - built).as_secs_f64(),
-        (scenario_done - ready).as_secs_f64(),
-        (started.elapsed() - scenario_done).as_secs_f64(),
+        (scenarios_done - ready).as_secs_f64(),
+        (started.elapsed() - scenarios_done).as_secs_f64(),
     );
-    let failed = report.failed();
-    anyhow::ensure!(
-        failed.is_empty(),
-        "e2e failed: {} not seen; the details above say what was found instead",
-        failed
-            .iter()
-            .map(|signal| scenario::signal_name(*signal))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(())
+    Ok(reports)
 }
 
 #[cfg(test)]
@@ -71,7 +78,7 @@ mod tests {
     use otel_testkit::container;
 
     use super::*;
-    use xtask::flags::Signal;
+    use xtask::flags::Signal::{Flush, Logs, Metrics, Traces};
 
     /// Each check fails when its signal is switched off, and only that check (a lost trace also
     /// fails the flush check, which looks for a trace): metrics when the api is not scraped,
@@ -85,76 +92,48 @@ mod tests {
         let flags::Command::E2e(flags) = flags::Xtask::parse_from(["xtask", "e2e"]).command else {
             unreachable!("parsed the e2e command");
         };
+        // (run, what is switched off, the checks that must fail, what the failure must say)
+        #[rustfmt::skip]
+        let cases = [
+            ("control", None, vec![], ""),
+            ("no-metrics", Some(Metrics), vec![Metrics], "api is up"),
+            ("no-traces", Some(Traces), vec![Traces, Flush], "not found"),
+            ("no-logs", Some(Logs), vec![Logs], "no ampel-worker record"),
+            ("sigkill", Some(Flush), vec![Flush], "after SIGKILL"),
+        ];
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async {
+        let reports = runtime.block_on(async {
             let images = stack::Stack::images(flags.traces, flags.logs).unwrap();
             let images: Vec<&str> = images.iter().map(String::as_str).collect();
             let test = "each_check_fails_without_its_signal (local images: `source .ci/images.env`; \
                         AMPEL_E2E_TRACES / AMPEL_E2E_LOGS pick the backends)";
-            if container::require_engine(test, &images).await.is_none() {
-                return;
-            }
-            let binaries = apps::build(apps::Profile::Debug).unwrap();
-            let stack = stack::Stack::start(flags.traces, flags.logs).await.unwrap();
-            // (run, what is switched off, the checks that must fail, what the failure must say)
-            let cases = [
-                ("control", None, vec![], ""),
-                (
-                    "no-metrics",
-                    Some(Signal::Metrics),
-                    vec![Signal::Metrics],
-                    "api is up",
-                ),
-                (
-                    "no-traces",
-                    Some(Signal::Traces),
-                    vec![Signal::Traces, Signal::Flush],
-                    "not found",
-                ),
-                (
-                    "no-logs",
-                    Some(Signal::Logs),
-                    vec![Signal::Logs],
-                    "no ampel-worker record",
-                ),
-                (
-                    "sigkill",
-                    Some(Signal::Flush),
-                    vec![Signal::Flush],
-                    "after SIGKILL",
-                ),
-            ];
-            let reports = futures::future::join_all(
-                cases
-                    .iter()
-                    .map(|(run, broken, _, _)| scenario::run(&stack, &binaries, run, *broken)),
-            )
-            .await;
-            stack.stop(false).await;
-            let mut wrong = Vec::new();
-            for ((run, broken, expected, says), report) in cases.iter().zip(reports) {
-                let report =
-                    report.unwrap_or_else(|err| panic!("run {run} could not run: {err:#}"));
-                eprintln!("{report}");
-                if report.failed() != *expected {
-                    wrong.push(format!(
-                        "run {run}: expected failures {expected:?}, got {:?}",
-                        report.failed()
-                    ));
-                }
-                // The broken signal's own check must say what was missing.
-                let detail = report
-                    .checks
-                    .iter()
-                    .find(|check| Some(check.signal) == *broken)
-                    .map_or("", |check| check.detail.as_str());
-                if !detail.contains(says) {
-                    wrong.push(format!(
-                        "run {run}: its failure should say {says:?}: {detail:?}"
-                    ));
-                }
-            }
-            assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+            container::require_engine(test, &images).await?;
+            let runs: Vec<_> = cases.iter().map(|(run, broken, ..)| (*run, *broken)).collect();
+            Some(run_all(&flags, &runs).await.unwrap())
         });
+        let Some(reports) = reports else { return };
+        let mut wrong = Vec::new();
+        for ((run, broken, expected, says), report) in cases.iter().zip(reports) {
+            let report = report.unwrap_or_else(|err| panic!("run {run} could not run: {err:#}"));
+            eprintln!("{report}");
+            if report.failed() != *expected {
+                wrong.push(format!(
+                    "run {run}: expected failures {expected:?}, got {:?}",
+                    report.failed()
+                ));
+            }
+            // The broken signal's own check must say what was missing.
+            let detail = report
+                .checks
+                .iter()
+                .find(|check| Some(check.label) == *broken)
+                .map_or(String::new(), otel_testkit::checks::Check::detail);
+            if !detail.contains(says) {
+                wrong.push(format!(
+                    "run {run}: its failure should say {says:?}: {detail:?}"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }

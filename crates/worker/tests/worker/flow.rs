@@ -1,16 +1,17 @@
 //! The happy path: one trace from the api through the queue to the worker and the provider.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fake_github::{FakeGithub, Mode};
+use otel_testkit::eventually;
 
-use crate::helpers::{eventually, sample, spawn_stack};
+use crate::helpers::spawn_stack;
 
 /// Create -> poll -> the worker fetches from the provider -> pull requests stored and served;
 /// the provider saw the request's trace id in `traceparent`; the worker's JSON log lines carry
 /// the same trace id; `/metrics` counts the job, and the token never reaches a log line.
 #[tokio::test]
-async fn poll_flows_from_api_to_worker_with_one_trace() {
+async fn poll_flows_from_api_to_worker_with_one_trace() -> anyhow::Result<()> {
     let stack = spawn_stack().await;
     let github = FakeGithub::start(Mode::Ok).await.unwrap();
     let worker = stack.spawn_worker(&github, 3);
@@ -18,19 +19,9 @@ async fn poll_flows_from_api_to_worker_with_one_trace() {
 
     let (job_id, trace_id) = stack.poll(id).await;
 
-    let pulls = eventually(
-        "pull requests are served",
-        Duration::from_secs(30),
-        || async {
-            let pulls = stack.pull_requests(id).await;
-            if pulls.len() == 2 {
-                Ok(pulls)
-            } else {
-                Err(format!("{pulls:?}; worker said:\n{}", worker.raw_output()))
-            }
-        },
-    )
-    .await;
+    let pulls = stack
+        .served_pulls(id, &worker, Duration::from_secs(30))
+        .await?;
     // The api lists pull requests by number, highest first.
     let mut sent = fake_github::pull_requests("rust-lang", "cargo");
     sent.sort_by_key(|pull| std::cmp::Reverse(pull.number));
@@ -53,6 +44,7 @@ async fn poll_flows_from_api_to_worker_with_one_trace() {
 
     let line = eventually(
         "a worker log line carries the api's trace id",
+        Instant::now(),
         Duration::from_secs(10),
         || async {
             worker
@@ -61,27 +53,18 @@ async fn poll_flows_from_api_to_worker_with_one_trace() {
                 .find(|line| {
                     line["trace_id"] == trace_id.as_str() && line["message"] == "job finished"
                 })
-                .ok_or_else(|| worker.raw_output())
+                .ok_or_else(|| anyhow::anyhow!("{}", worker.raw_output()))
         },
     )
-    .await;
+    .await?
+    .value;
     assert_eq!(line["job_id"], job_id.as_str(), "{line}");
     assert!(
         !worker.raw_output().contains("test-token-never-logged"),
         "the provider token was logged"
     );
 
-    let metrics = eventually("the job is counted", Duration::from_secs(10), || async {
-        let metrics = worker.metrics().await;
-        match sample(
-            &metrics,
-            r#"worker_jobs_total{job_type="poll_repository",status="success"}"#,
-        ) {
-            Some(count) if count >= 1.0 => Ok(metrics),
-            _ => Err(metrics),
-        }
-    })
-    .await;
+    let metrics = worker.counted("success", Duration::from_secs(10)).await?;
     for family in [
         "provider_requests_total{status=\"200\"}",
         "db_query_duration_seconds_count{operation=\"upsert_pull_request\"}",
@@ -92,6 +75,7 @@ async fn poll_flows_from_api_to_worker_with_one_trace() {
     // The queue depth is sampled every few seconds, so its family may show up a little later.
     eventually(
         "the scrape holds exactly the worker's declared families (ampel_worker::EXPORTED_METRIC_FAMILIES)",
+        Instant::now(),
         Duration::from_secs(15),
         || async {
             let metrics = worker.metrics().await;
@@ -99,12 +83,10 @@ async fn poll_flows_from_api_to_worker_with_one_trace() {
                 ampel_worker::EXPORTED_METRIC_FAMILIES,
                 &metrics,
             );
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(problems.join("\n"))
-            }
+            anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
+            Ok(())
         },
     )
-    .await;
+    .await?;
+    Ok(())
 }

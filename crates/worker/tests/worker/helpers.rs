@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use fake_github::FakeGithub;
+use otel_testkit::eventually;
 use serde_json::{Value, json};
 
 pub fn env(name: &str) -> String {
@@ -100,6 +101,24 @@ impl Stack {
             .unwrap()
     }
 
+    /// Waits up to `deadline` until the fake's two pull requests are stored and served; a
+    /// time-out shows what `worker` said.
+    pub async fn served_pulls(
+        &self,
+        id: i64,
+        worker: &Worker,
+        deadline: Duration,
+    ) -> anyhow::Result<Vec<Value>> {
+        let what = "the pull requests are served";
+        let served = eventually(what, Instant::now(), deadline, || async {
+            let pulls = self.pull_requests(id).await;
+            let output = worker.raw_output();
+            anyhow::ensure!(pulls.len() == 2, "{pulls:?}; worker said:\n{output}");
+            Ok(pulls)
+        });
+        Ok(served.await?.value)
+    }
+
     /// Starts the real `ampel-worker` binary against this stack.
     pub fn spawn_worker(&self, github: &FakeGithub, max_attempts: usize) -> Worker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -167,6 +186,32 @@ impl Worker {
         }
     }
 
+    /// Waits up to `deadline` until `/metrics` counts a poll job with `status`; returns the
+    /// scrape.
+    pub async fn counted(&self, status: &str, deadline: Duration) -> anyhow::Result<String> {
+        let series =
+            format!(r#"worker_jobs_total{{job_type="poll_repository",status="{status}"}}"#);
+        let what = format!("a {status} job is counted");
+        let counted = eventually(&what, Instant::now(), deadline, || async {
+            let metrics = self.metrics().await;
+            let counted = sample(&metrics, &series).is_some_and(|count| count >= 1.0);
+            anyhow::ensure!(counted, "{metrics}\nworker said:\n{}", self.raw_output());
+            Ok(metrics)
+        });
+        Ok(counted.await?.value)
+    }
+
+    /// Waits until the worker has called `github`: with `Mode::Hang` it stays mid-job.
+    pub async fn mid_job(&self, github: &FakeGithub) -> anyhow::Result<()> {
+        let what = "the worker is mid-job";
+        let called = eventually(what, Instant::now(), Duration::from_secs(20), || async {
+            anyhow::ensure!(github.call_count() > 0, "{}", self.raw_output());
+            Ok(())
+        });
+        called.await?;
+        Ok(())
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -176,25 +221,6 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`
-/// and the last thing seen.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(seen) if Instant::now() >= deadline => {
-                panic!("{what}: not true after {timeout:?}; last seen: {seen}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Rules on the alerting rules: each file parses; each alert has `labels.severity` (`critical` or
 //! `warning`), `annotations.summary`, `description` and `runbook_url`; the runbook URL is
 //! `observability/RUNBOOK.md#<anchor>` and that heading exists; a promtool test names the alert.
+//! promtool (`promtool.rs`) checks the files' schema again and runs the tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,56 +39,74 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// `("alert", name)` or `("record", name)`.
-    pub fn name(&self) -> (&'static str, &str) {
-        match (&self.alert, &self.record) {
-            (Some(alert), _) => ("alert", alert),
-            (None, Some(record)) => ("record", record),
+    /// `alert X` or `record X`, and the line of `text` that names the rule.
+    pub fn name(&self, text: &str) -> (String, Option<usize>) {
+        let (kind, name) = match (&self.alert, &self.record) {
+            (Some(alert), _) => ("alert", alert.as_str()),
+            (None, Some(record)) => ("record", record.as_str()),
             (None, None) => ("rule", "without a name"),
-        }
+        };
+        (
+            format!("{kind} {name}"),
+            super::line_of(text, &format!("{kind}: {name}")),
+        )
     }
 }
 
-/// The rule files that parse, with their text (parse errors are [`check`]'s to report).
-pub fn rule_files(sources: &Sources) -> Vec<(&str, &str, RuleFile)> {
+/// A promtool test file, as far as it names alerts.
+#[derive(Deserialize)]
+struct TestFile {
+    #[serde(default)]
+    tests: Vec<TestGroup>,
+}
+
+#[derive(Deserialize)]
+struct TestGroup {
+    #[serde(default)]
+    alert_rule_test: Vec<AlertTest>,
+}
+
+#[derive(Deserialize)]
+struct AlertTest {
+    alertname: String,
+}
+
+/// Each rule file with its text, parsed.
+pub fn rule_files(
+    sources: &Sources,
+) -> impl Iterator<Item = (&str, &str, serde_yaml::Result<RuleFile>)> {
     sources
         .in_folder(RULES, &[".yml", ".yaml"])
-        .filter_map(|(file, text)| Some((file, text, serde_yaml::from_str(text).ok()?)))
-        .collect()
+        .map(|(file, text)| (file, text, serde_yaml::from_str(text)))
 }
 
 pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
-    for (file, text) in sources.in_folder(RULES, &[".yml", ".yaml"]) {
-        if let Err(err) = serde_yaml::from_str::<RuleFile>(text) {
-            problems.push(Problem::new(
-                file,
-                err.location().map(|location| location.line()),
-                format!("not a Prometheus rule file ({err}); fix the YAML"),
-            ));
-        }
-    }
     let anchors = sources.get(RUNBOOK).map(anchors);
+    // A test file that does not parse is promtool's `test rules` to report.
     let tested: BTreeSet<String> = sources
         .in_folder(TESTS, &[".yml", ".yaml"])
-        .flat_map(|(_, text)| text.lines())
-        .filter_map(|line| {
-            let line = line.trim();
-            line.strip_prefix("- ")
-                .unwrap_or(line)
-                .strip_prefix("alertname:")
-        })
-        .map(|name| name.trim().trim_matches(['"', '\'']).to_owned())
+        .filter_map(|(_, text)| serde_yaml::from_str::<TestFile>(text).ok())
+        .flat_map(|file| file.tests)
+        .flat_map(|group| group.alert_rule_test)
+        .map(|test| test.alertname)
         .collect();
-    for (file, text, rules) in rule_files(sources) {
-        for rule in rules.groups.iter().flat_map(|group| &group.rules) {
-            let Some(alert) = &rule.alert else { continue };
-            let line = super::line_of(text, &format!("alert: {alert}"));
-            let mut report = |message: String| {
+    for (file, text, parsed) in rule_files(sources) {
+        let rules = match parsed {
+            Ok(rules) => rules,
+            Err(err) => {
                 problems.push(Problem::new(
                     file,
-                    line,
-                    format!("alert {alert}: {message}"),
+                    err.location().map(|location| location.line()),
+                    format!("not a Prometheus rule file ({err}); fix the YAML"),
                 ));
+                continue;
+            }
+        };
+        for rule in rules.groups.iter().flat_map(|group| &group.rules) {
+            let Some(alert) = &rule.alert else { continue };
+            let (what, line) = rule.name(text);
+            let mut report = |message: String| {
+                problems.push(Problem::new(file, line, format!("{what}: {message}")))
             };
             match rule.labels.get("severity") {
                 Some(severity) if SEVERITIES.contains(&severity.as_str()) => {}
@@ -105,7 +124,22 @@ pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
                 }
             }
             if let Some(url) = rule.annotations.get("runbook_url") {
-                check_runbook_url(alert, url, anchors.as_ref(), &mut report);
+                match url
+                    .strip_prefix(RUNBOOK)
+                    .and_then(|rest| rest.strip_prefix('#'))
+                {
+                    None => report(format!(
+                        "runbook_url {url:?} is not {RUNBOOK}#<anchor>; point it at the alert's section there"
+                    )),
+                    Some(anchor) => match &anchors {
+                        None => report(format!("{RUNBOOK} is missing; restore it from git")),
+                        Some(anchors) if !anchors.contains(anchor) => report(format!(
+                            "runbook_url points at #{anchor}, which is no heading of {RUNBOOK}; add a section \"## {alert}\" there (anchor #{})",
+                            slug(alert)
+                        )),
+                        Some(_) => {}
+                    },
+                }
             }
             if !tested.contains(alert) {
                 report(format!(
@@ -113,31 +147,6 @@ pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
                 ));
             }
         }
-    }
-}
-
-fn check_runbook_url(
-    alert: &str,
-    url: &str,
-    anchors: Option<&BTreeSet<String>>,
-    report: &mut impl FnMut(String),
-) {
-    let Some(anchor) = url
-        .strip_prefix(RUNBOOK)
-        .and_then(|rest| rest.strip_prefix('#'))
-    else {
-        report(format!(
-            "runbook_url {url:?} is not {RUNBOOK}#<anchor>; point it at the alert's section there"
-        ));
-        return;
-    };
-    match anchors {
-        None => report(format!("{RUNBOOK} is missing; restore it from git")),
-        Some(anchors) if !anchors.contains(anchor) => report(format!(
-            "runbook_url points at #{anchor}, which is no heading of {RUNBOOK}; add a section \"## {alert}\" there (anchor #{})",
-            slug(alert)
-        )),
-        Some(_) => {}
     }
 }
 
@@ -167,7 +176,12 @@ fn slug(heading: &str) -> String {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "groups:
+    const AT: &str = "observability/prometheus/rules/targets.yml";
+    const TEST_AT: &str = "observability/prometheus/tests/targets.test.yml";
+    const FIXTURE: [(&str, &str); 3] = [
+        (
+            AT,
+            "groups:
   - name: g
     rules:
       - alert: TargetDown
@@ -178,89 +192,38 @@ mod tests {
           summary: down
           description: it is down
           runbook_url: observability/RUNBOOK.md#targetdown
-";
-    const RUNBOOK_TEXT: &str = "# Runbook\n\n## TargetDown\n\nRestart it.\n";
-    const TEST: &str = "tests:\n  - alert_rule_test:\n      - alertname: TargetDown\n";
+",
+        ),
+        (
+            TEST_AT,
+            "tests:\n  - alert_rule_test:\n      - alertname: TargetDown\n",
+        ),
+        (RUNBOOK, "# Runbook\n\n## TargetDown\n\nRestart it.\n"),
+    ];
 
-    fn problems_of(rules: &str, runbook: &str) -> Vec<String> {
-        let sources = Sources::from_files(&[
-            ("observability/prometheus/rules/targets.yml", rules),
-            ("observability/prometheus/tests/targets.test.yml", TEST),
-            (RUNBOOK, runbook),
-        ]);
-        let mut problems = Vec::new();
-        check(&sources, &mut problems);
-        problems.iter().map(ToString::to_string).collect()
-    }
-
-    /// The fixture is clean, so each test below shows one rule.
+    /// Each edit of the clean fixture makes one problem, which says what to change.
     #[test]
-    fn good_rules_pass() {
-        assert_eq!(problems_of(GOOD, RUNBOOK_TEXT), Vec::<String>::new());
-    }
-
-    /// A rule file that is not one.
-    #[test]
-    fn unparsable_rule_file() {
-        let problems = problems_of("groups: 3\n", RUNBOOK_TEXT);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0].contains("not a Prometheus rule file"),
-            "{problems:?}"
-        );
-    }
-
-    /// A severity outside the two the routing knows.
-    #[test]
-    fn bad_severity() {
-        let problems = problems_of(&GOOD.replace("critical", "page"), RUNBOOK_TEXT);
+    fn each_rule_fires_on_its_break() {
+        let edits = [
+            (AT, FIXTURE[0].1, "groups: 3\n"),
+            (AT, "critical", "page"),
+            (AT, "          summary: down\n", ""),
+            (RUNBOOK, "## TargetDown", "## Target Down"),
+            (AT, "url: observability/", "url: https://wiki/"),
+            (TEST_AT, "TargetDown", "TargetGone"),
+        ];
+        let found = Sources::found_after_edits(&FIXTURE, &edits, check);
         assert_eq!(
-            problems,
+            found,
             [
-                "observability/prometheus/rules/targets.yml:4: alert TargetDown: labels.severity is Some(\"page\"); set it to one of [\"critical\", \"warning\"]"
+                "observability/prometheus/rules/targets.yml:1: not a Prometheus rule file (groups: invalid type: integer `3`, expected a sequence at line 1 column 9); fix the YAML",
+                "observability/prometheus/rules/targets.yml:4: alert TargetDown: labels.severity is Some(\"page\"); set it to one of [\"critical\", \"warning\"]",
+                "observability/prometheus/rules/targets.yml:4: alert TargetDown: annotations.summary is missing; add it",
+                "observability/prometheus/rules/targets.yml:4: alert TargetDown: runbook_url points at #targetdown, which is no heading of observability/RUNBOOK.md; add a section \"## TargetDown\" there (anchor #targetdown)",
+                "observability/prometheus/rules/targets.yml:4: alert TargetDown: runbook_url \"https://wiki/RUNBOOK.md#targetdown\" is not observability/RUNBOOK.md#<anchor>; point it at the alert's section there",
+                "observability/prometheus/rules/targets.yml:4: alert TargetDown: no promtool test in observability/prometheus/tests/ names it (alertname: TargetDown); add a case where it fires and one where it stays quiet",
             ]
         );
-    }
-
-    /// A missing annotation.
-    #[test]
-    fn missing_annotation() {
-        let problems = problems_of(&GOOD.replace("          summary: down\n", ""), RUNBOOK_TEXT);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].ends_with("annotations.summary is missing; add it"));
-    }
-
-    /// A runbook anchor with no heading behind it.
-    #[test]
-    fn runbook_anchor_missing() {
-        let problems = problems_of(GOOD, "# Runbook\n\n## Target Down\n");
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0].contains("#targetdown, which is no heading of observability/RUNBOOK.md"),
-            "{problems:?}"
-        );
-    }
-
-    /// A runbook URL that is not repo-relative.
-    #[test]
-    fn runbook_url_elsewhere() {
-        let rules = GOOD.replace(
-            "observability/RUNBOOK.md#targetdown",
-            "https://wiki/targetdown",
-        );
-        let problems = problems_of(&rules, RUNBOOK_TEXT);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("is not observability/RUNBOOK.md#<anchor>"));
-    }
-
-    /// An alert no promtool test names.
-    #[test]
-    fn untested_alert() {
-        let rules = GOOD.replace("TargetDown", "TargetGone");
-        let runbook = RUNBOOK_TEXT.replace("TargetDown", "TargetGone");
-        let problems = problems_of(&rules.replace("#targetdown", "#targetgone"), &runbook);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("no promtool test"), "{problems:?}");
     }
 
     /// Headings become GitHub anchors.

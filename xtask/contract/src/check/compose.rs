@@ -41,77 +41,51 @@ pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
                 continue;
             }
         };
-        check_file(file, text, &parsed, sources, problems);
-    }
-}
-
-fn check_file(
-    file: &str,
-    text: &str,
-    parsed: &ComposeFile,
-    sources: &Sources,
-    problems: &mut Vec<Problem>,
-) {
-    for (name, service) in &parsed.services {
-        let at = |needle: &str| super::line_of(text, needle);
-        // The newline anchors the match to a service key; the key is on the line after it.
-        let service_line = at(&format!("\n  {name}:")).map(|line| line + 1);
-        for spec in &service.ports {
-            let parts: Vec<&str> = spec.split(':').collect();
-            if parts.len() != 3 || parts[0] != "127.0.0.1" {
-                problems.push(Problem::new(
-                    file,
-                    at(spec),
-                    format!(
-                        "service {name} publishes {spec:?} beyond this machine; write \"127.0.0.1:HOST:CONTAINER\""
-                    ),
-                ));
-            } else if let Err(err) = service.published_ports() {
-                problems.push(Problem::new(
-                    file,
-                    at(spec),
-                    format!("service {name}: {err:#}"),
-                ));
+        for (name, service) in &parsed.services {
+            let at = |needle: &str| super::line_of(text, needle);
+            // The newline anchors the match to a service key; the key is on the line after it.
+            let service_line = at(&format!("\n  {name}:")).map(|line| line + 1);
+            let mut report = |line, message| problems.push(Problem::new(file, line, message));
+            // The model reads each port as `127.0.0.1:HOST:CONTAINER` and says why one is not.
+            if let Err(err) = service.published_ports() {
+                report(service_line, format!("service {name}: {err:#}"));
             }
-        }
-        for volume in &service.volumes {
-            if volume.contains("docker.sock") || volume.contains("podman.sock") {
-                problems.push(Problem::new(
-                    file,
-                    at(volume),
-                    format!(
-                        "service {name} mounts the container engine's socket ({volume}), which is root on the host; remove the mount"
-                    ),
-                ));
+            for volume in &service.volumes {
+                if volume.contains("docker.sock") || volume.contains("podman.sock") {
+                    report(
+                        at(volume),
+                        format!(
+                            "service {name} mounts the container engine's socket ({volume}), which is root on the host; remove the mount"
+                        ),
+                    );
+                }
+                if let Some(source) = repo_path(volume)
+                    && !sources.exists(&source)
+                {
+                    report(
+                        at(volume),
+                        format!(
+                            "service {name} mounts {source}, which does not exist; create it or fix the path (relative to compose/)"
+                        ),
+                    );
+                }
             }
-            if let Some(source) = repo_path(volume)
-                && !sources.exists(&source)
-            {
-                problems.push(Problem::new(
-                    file,
-                    at(volume),
-                    format!(
-                        "service {name} mounts {source}, which does not exist; create it or fix the path (relative to compose/)"
-                    ),
-                ));
+            if let Some(image) = &service.image {
+                let variable = format!("AMPEL_{}_IMAGE", name.to_uppercase().replace('-', "_"));
+                if !image.starts_with(&format!("${{{variable}:-")) {
+                    report(
+                        at(image),
+                        format!(
+                            "service {name}: image {image:?} cannot be overridden; write ${{{variable}:-<upstream image:tag>}}"
+                        ),
+                    );
+                }
             }
-        }
-        if let Some(image) = &service.image {
-            let variable = format!("AMPEL_{}_IMAGE", name.to_uppercase().replace('-', "_"));
-            if !image.starts_with(&format!("${{{variable}:-")) {
-                problems.push(Problem::new(
-                    file,
-                    at(image),
-                    format!(
-                        "service {name}: image {image:?} cannot be overridden; write ${{{variable}:-<upstream image:tag>}}"
-                    ),
-                ));
+            // A service only overridden here (no image, no build) is completed by another file.
+            let defines = service.image.is_some() || service.build.is_some();
+            if defines && let Err(err) = service.readiness(name) {
+                report(service_line, format!("{err:#}"));
             }
-        }
-        // A service only overridden here (no image, no build) is completed by another file.
-        let defines = service.image.is_some() || service.build.is_some();
-        if defines && let Err(err) = service.readiness(name) {
-            problems.push(Problem::new(file, service_line, format!("{err:#}")));
         }
     }
 }
@@ -133,18 +107,10 @@ pub fn repo_path(volume: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn problems_of(compose_yaml: &str, extra: &[(&str, &str)]) -> Vec<String> {
-        let mut files = vec![
-            ("compose/compose.yaml", compose_yaml),
-            ("compose/compose.peers.yaml", "services: {}\n"),
-        ];
-        files.extend_from_slice(extra);
-        let mut problems = Vec::new();
-        check(&Sources::from_files(&files), &mut problems);
-        problems.iter().map(ToString::to_string).collect()
-    }
-
-    const GOOD: &str = "services:
+    const FIXTURE: [(&str, &str); 3] = [
+        (
+            compose::MAIN,
+            "services:
   redis:
     image: ${AMPEL_REDIS_IMAGE:-redis:8}
     ports:
@@ -154,91 +120,50 @@ mod tests {
       - redis-data:/data
     healthcheck:
       test: [\"CMD\", \"redis-cli\", \"ping\"]
-";
+",
+        ),
+        (compose::PEERS, "services: {}\n"),
+        ("observability/redis.conf", ""),
+    ];
 
-    /// The fixture itself is clean, so each test below shows one rule.
+    /// Each edit of the clean fixture makes one problem, which says what to change.
     #[test]
-    fn good_compose_has_no_problems() {
-        let problems = problems_of(GOOD, &[("observability/redis.conf", "")]);
-        assert_eq!(problems, Vec::<String>::new());
-    }
-
-    /// YAML that is not a compose file is reported with its line.
-    #[test]
-    fn unparsable_compose() {
-        let problems = problems_of("services:\n  redis:\n    ports: 5\n", &[]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0].starts_with("compose/compose.yaml:3: does not parse"),
-            "{problems:?}"
-        );
-    }
-
-    /// A port published on every interface.
-    #[test]
-    fn port_beyond_loopback() {
-        let yaml = GOOD.replace("127.0.0.1:6379:6379", "6379:6379");
-        let problems = problems_of(&yaml, &[("observability/redis.conf", "")]);
+    fn each_rule_fires_on_its_break() {
+        let memcached = "ping\"]\n  memcached:\n    image: ${AMPEL_MEMCACHED_IMAGE:-memcached:1}\n";
+        let edits = [
+            (compose::MAIN, "- \"127.0.0.1:6379:6379\"", "5"),
+            (compose::MAIN, "127.0.0.1:6379:6379", "6379:6379"),
+            (
+                compose::MAIN,
+                "redis-data:/data",
+                "/var/run/docker.sock:/run/docker.sock",
+            ),
+            (
+                compose::MAIN,
+                "../observability/redis.conf",
+                "../observability/redis.cnf",
+            ),
+            (compose::MAIN, "${AMPEL_REDIS_IMAGE:-redis:8}", "redis:8"),
+            (compose::MAIN, "ping\"]\n", memcached),
+        ];
+        let found = Sources::found_after_edits(&FIXTURE, &edits, check);
         assert_eq!(
-            problems,
+            found,
             [
-                "compose/compose.yaml:5: service redis publishes \"6379:6379\" beyond this machine; write \"127.0.0.1:HOST:CONTAINER\""
+                "compose/compose.yaml:5: does not parse as a compose file (services.redis.ports: invalid type: integer `5`, expected a sequence at line 5 column 7); fix the YAML",
+                "compose/compose.yaml:2: service redis: port \"6379:6379\" must be \"127.0.0.1:HOST:CONTAINER\" (never published on every interface)",
+                "compose/compose.yaml:8: service redis mounts the container engine's socket (/var/run/docker.sock:/run/docker.sock), which is root on the host; remove the mount",
+                "compose/compose.yaml:7: service redis mounts observability/redis.cnf, which does not exist; create it or fix the path (relative to compose/)",
+                "compose/compose.yaml:3: service redis: image \"redis:8\" cannot be overridden; write ${AMPEL_REDIS_IMAGE:-<upstream image:tag>}",
+                "compose/compose.yaml:11: service memcached has no healthcheck and no `x-ampel: ready-from-host:` path, so nothing can tell when it is ready: add one of them in compose/",
             ]
         );
-    }
-
-    /// The engine's socket mounted into a container.
-    #[test]
-    fn engine_socket_mount() {
-        let yaml = GOOD.replace(
-            "redis-data:/data",
-            "/var/run/docker.sock:/var/run/docker.sock",
-        );
-        let problems = problems_of(&yaml, &[("observability/redis.conf", "")]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("mounts the container engine's socket"));
-    }
-
-    /// A bind mount of a file that is not in the repository.
-    #[test]
-    fn missing_bind_mount_source() {
-        let problems = problems_of(GOOD, &[]);
+        let mut found = Vec::new();
+        check(&Sources::from_files(&FIXTURE[1..]), &mut found);
+        let found: Vec<String> = found.iter().map(ToString::to_string).collect();
         assert_eq!(
-            problems,
-            [
-                "compose/compose.yaml:7: service redis mounts observability/redis.conf, which does not exist; create it or fix the path (relative to compose/)"
-            ]
+            found,
+            ["compose/compose.yaml: missing; obs-up, e2e and check read it: restore it from git"]
         );
-    }
-
-    /// An image that no AMPEL_*_IMAGE variable can override.
-    #[test]
-    fn image_without_override() {
-        let yaml = GOOD.replace("${AMPEL_REDIS_IMAGE:-redis:8}", "redis:8");
-        let problems = problems_of(&yaml, &[("observability/redis.conf", "")]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("${AMPEL_REDIS_IMAGE:-<upstream image:tag>}"));
-    }
-
-    /// A service nothing can tell the readiness of.
-    #[test]
-    fn service_without_readiness() {
-        let yaml =
-            format!("{GOOD}  memcached:\n    image: ${{AMPEL_MEMCACHED_IMAGE:-memcached:1}}\n");
-        let problems = problems_of(&yaml, &[("observability/redis.conf", "")]);
-        assert_eq!(
-            problems,
-            [
-                "compose/compose.yaml:11: service memcached has no healthcheck and no `x-ampel: ready-from-host:` path, so nothing can tell when it is ready: add one of them in compose/"
-            ]
-        );
-    }
-
-    /// A missing compose file.
-    #[test]
-    fn missing_compose_file() {
-        let mut problems = Vec::new();
-        check(&Sources::from_files(&[]), &mut problems);
-        assert_eq!(problems.len(), 2, "{problems:?}");
     }
 }

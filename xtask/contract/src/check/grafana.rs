@@ -1,8 +1,11 @@
-//! Rules on Grafana: every data source a dashboard names by uid is provisioned.
+//! Rules on Grafana: the data-source provisioning files and the dashboards parse, and every data
+//! source a dashboard names by uid is provisioned. [`dashboards`] also gives the PromQL rules
+//! each dashboard's queries.
 
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::{Problem, Sources};
 
@@ -25,20 +28,74 @@ pub struct Datasource {
     pub url: Option<String>,
 }
 
+/// What the rules read of a dashboard, whatever panel or row nests it.
+#[derive(Debug, Default)]
+pub struct Dashboard {
+    /// Each query's `expr`, with the title of the panel around it.
+    pub exprs: Vec<(String, String)>,
+    /// The uid of every `"datasource"`: `{"type": …, "uid": …}` or a bare uid string.
+    uids: BTreeSet<String>,
+}
+
+impl Dashboard {
+    fn walk(&mut self, json: &Value, title: &str) {
+        match json {
+            Value::Object(object) => {
+                let title = object.get("title").and_then(Value::as_str).unwrap_or(title);
+                for (key, value) in object {
+                    match (key.as_str(), value) {
+                        ("expr", Value::String(expr)) => {
+                            self.exprs.push((title.to_owned(), expr.clone()));
+                        }
+                        ("datasource", Value::String(uid)) => {
+                            self.uids.insert(uid.clone());
+                        }
+                        ("datasource", Value::Object(reference)) => self.uids.extend(
+                            reference
+                                .get("uid")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned),
+                        ),
+                        _ => self.walk(value, title),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| self.walk(item, title)),
+            _ => {}
+        }
+    }
+}
+
+/// Each dashboard with its text, read.
+pub fn dashboards(
+    sources: &Sources,
+) -> impl Iterator<Item = (&str, &str, serde_json::Result<Dashboard>)> {
+    sources
+        .in_folder(DASHBOARDS, &[".json"])
+        .map(|(file, text)| {
+            let dashboard = serde_json::from_str(text).map(|json| {
+                let mut dashboard = Dashboard::default();
+                dashboard.walk(&json, "");
+                dashboard
+            });
+            (file, text, dashboard)
+        })
+}
+
 /// Every provisioned data source, with its file and that file's text.
 pub fn datasources(sources: &Sources) -> Vec<(&str, &str, Datasource)> {
-    sources
-        .in_folder(DATASOURCES, &[".yaml", ".yml"])
-        .filter_map(|(file, text)| {
-            Some((file, text, serde_yaml::from_str::<Provisioning>(text).ok()?))
-        })
-        .flat_map(|(file, text, provisioning)| {
-            provisioning
-                .datasources
-                .into_iter()
-                .map(move |datasource| (file, text, datasource))
-        })
-        .collect()
+    let mut all = Vec::new();
+    for (file, text) in sources.in_folder(DATASOURCES, &[".yaml", ".yml"]) {
+        if let Ok(provisioning) = serde_yaml::from_str::<Provisioning>(text) {
+            all.extend(
+                provisioning
+                    .datasources
+                    .into_iter()
+                    .map(|d| (file, text, d)),
+            );
+        }
+    }
+    all
 }
 
 pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
@@ -55,17 +112,20 @@ pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
         .into_iter()
         .filter_map(|(_, _, datasource)| datasource.uid)
         .collect();
-    for (file, text) in sources.in_folder(DASHBOARDS, &[".json"]) {
-        // Invalid JSON is reported by the PromQL rules, which read the same files.
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
-            continue;
-        };
-        let mut used = BTreeSet::new();
-        datasource_uids(&json, &mut used);
-        for uid in used.difference(&uids) {
-            if BUILT_IN.contains(&uid.as_str()) {
+    for (file, text, dashboard) in dashboards(sources) {
+        let dashboard = match dashboard {
+            Ok(dashboard) => dashboard,
+            Err(err) => {
+                problems.push(Problem::new(
+                    file,
+                    Some(err.line()),
+                    format!("not valid JSON ({err}); fix the dashboard"),
+                ));
                 continue;
             }
+        };
+        let unknown = dashboard.uids.difference(&uids);
+        for uid in unknown.filter(|uid| !BUILT_IN.contains(&uid.as_str())) {
             problems.push(Problem::near(
                 file,
                 text,
@@ -79,88 +139,44 @@ pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
     }
 }
 
-/// The uid of every `"datasource"` value: `{"type": …, "uid": …}` or a bare uid string.
-fn datasource_uids(json: &serde_json::Value, used: &mut BTreeSet<String>) {
-    match json {
-        serde_json::Value::Object(object) => {
-            for (key, value) in object {
-                match (key.as_str(), value) {
-                    ("datasource", serde_json::Value::String(uid)) => {
-                        used.insert(uid.clone());
-                    }
-                    ("datasource", serde_json::Value::Object(reference)) => {
-                        if let Some(uid) = reference.get("uid").and_then(|uid| uid.as_str()) {
-                            used.insert(uid.to_owned());
-                        }
-                    }
-                    _ => datasource_uids(value, used),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                datasource_uids(item, used);
-            }
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PROVISIONING: &str = "apiVersion: 1\ndatasources:\n  - name: Prometheus\n    uid: prometheus\n    url: http://prometheus:9090\n";
+    const AT: &str = "observability/grafana/dashboards/api.json";
+    const PROVISIONED: &str = "observability/grafana/provisioning/datasources/datasources.yaml";
+    /// Provisioned and built-in uids, in objects and as strings, nested at any depth.
+    const FIXTURE: [(&str, &str); 2] = [
+        (
+            PROVISIONED,
+            "apiVersion: 1\ndatasources:\n  - name: Prometheus\n    uid: prometheus\n    url: http://prometheus:9090\n",
+        ),
+        (
+            AT,
+            r#"{"panels": [{"datasource": {"type": "prometheus", "uid": "prometheus"},
+                "panels": [{"datasource": "prometheus"}]}],
+                "annotations": {"list": [{"datasource": {"uid": "-- Grafana --"}}]}}"#,
+        ),
+    ];
 
-    fn problems_of(dashboard: &str) -> Vec<String> {
-        let sources = Sources::from_files(&[
-            (
-                "observability/grafana/provisioning/datasources/datasources.yaml",
-                PROVISIONING,
-            ),
-            ("observability/grafana/dashboards/api.json", dashboard),
-        ]);
-        let mut problems = Vec::new();
-        check(&sources, &mut problems);
-        problems.iter().map(ToString::to_string).collect()
-    }
-
-    /// Provisioned and built-in uids pass, in objects and as strings, nested at any depth.
+    /// Each edit of the clean fixture makes one problem, which says what to change; a
+    /// provisioning file that does not parse also provisions nothing.
     #[test]
-    fn provisioned_uids_pass() {
-        let dashboard = r#"{"panels": [{"datasource": {"type": "prometheus", "uid": "prometheus"},
-            "panels": [{"datasource": "prometheus"}]}],
-            "annotations": {"list": [{"datasource": {"uid": "-- Grafana --"}}]}}"#;
-        assert_eq!(problems_of(dashboard), Vec::<String>::new());
-    }
-
-    /// A uid nothing provisions.
-    #[test]
-    fn unknown_uid() {
-        let dashboard =
-            "{\"panels\": [\n  {\"datasource\": {\"type\": \"prometheus\", \"uid\": \"prom\"}}]}";
+    fn each_rule_fires_on_its_break() {
+        let edits = [
+            (AT, r#""uid": "prometheus""#, r#""uid": "prom""#),
+            (AT, "[{", "[,{"),
+            (PROVISIONED, "  - name", "  name"),
+        ];
+        let found = Sources::found_after_edits(&FIXTURE, &edits, check);
         assert_eq!(
-            problems_of(dashboard),
+            found,
             [
-                "observability/grafana/dashboards/api.json:2: uses data source uid \"prom\", which observability/grafana/provisioning/datasources/ does not provision (uids: prometheus); use one of those"
+                "observability/grafana/dashboards/api.json:1: uses data source uid \"prom\", which observability/grafana/provisioning/datasources/ does not provision (uids: prometheus); use one of those",
+                "observability/grafana/dashboards/api.json:1: not valid JSON (expected value at line 1 column 13); fix the dashboard",
+                "observability/grafana/provisioning/datasources/datasources.yaml:3: not a Grafana data-source provisioning file (datasources: invalid type: map, expected a sequence at line 3 column 3); fix the YAML",
+                "observability/grafana/dashboards/api.json:1: uses data source uid \"prometheus\", which observability/grafana/provisioning/datasources/ does not provision (uids: ); use one of those",
             ]
-        );
-    }
-
-    /// A provisioning file that is not one.
-    #[test]
-    fn unparsable_provisioning() {
-        let sources = Sources::from_files(&[(
-            "observability/grafana/provisioning/datasources/datasources.yaml",
-            "datasources: {uid: 3}\n",
-        )]);
-        let mut problems = Vec::new();
-        check(&sources, &mut problems);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0]
-                .message
-                .starts_with("not a Grafana data-source provisioning file")
         );
     }
 }

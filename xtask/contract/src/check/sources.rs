@@ -54,6 +54,32 @@ impl Sources {
         }
     }
 
+    /// What `check` finds in each of `edits` of the fixture `files` (`from` replaced by `to` in
+    /// `file`), after asserting that it finds nothing in `files` themselves: the rules' tests
+    /// break a clean fixture one way at a time.
+    #[cfg(test)]
+    pub fn found_after_edits(
+        files: &[(&str, &str)],
+        edits: &[(&str, &str, &str)],
+        check: impl Fn(&Sources, &mut Vec<Problem>),
+    ) -> Vec<String> {
+        let found = |sources: &Sources| {
+            let mut found = Vec::new();
+            check(sources, &mut found);
+            found.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        let clean = found(&Self::from_files(files));
+        assert_eq!(clean, Vec::<String>::new(), "the fixture itself is clean");
+        let edited = |(file, from, to): &(&str, &str, &str)| {
+            let mut sources = Self::from_files(files);
+            let text = sources.files[*file].replace(from, to);
+            assert_ne!(text, sources.files[*file], "{from:?} is not in {file}");
+            sources.files.insert(file.to_string(), text);
+            found(&sources)
+        };
+        edits.iter().flat_map(edited).collect()
+    }
+
     pub fn get(&self, path: &str) -> Option<&str> {
         self.files.get(path).map(String::as_str)
     }

@@ -1,19 +1,21 @@
 //! Rules on how the pieces connect: ports and HTTP paths must agree across compose/, Prometheus'
-//! scrape targets, Grafana's data-source URLs, the app's compose environment, the Dockerfile and
-//! the binaries' listen variables, default addresses and routes (linked: `crate::binaries`).
+//! scrape targets, Grafana's data-source URLs and the binaries (linked: `crate::binaries`).
 //!
-//! An app service is a compose service that compose builds; its listen port is the one in its
-//! `*_LISTEN_ADDR` variable, and the binary that reads that variable is the one whose routes
-//! count. fly/ is the deploy's preflight's (`crate::deploy::preflight`).
+//! Each service compose builds is read into a [`Deployment`]: the Dockerfile stage it builds
+//! (ENTRYPOINT, ENV) under its own environment, its published ports, its healthcheck's URLs and
+//! the scrapes aimed at it; the binary that stage runs is the one it is held to. The Dockerfile's
+//! stages are held to their binaries as they are; fly/ is the deploy's preflight's
+//! (`crate::deploy::preflight`).
 
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::{Problem, Sources, compose, grafana};
-use crate::binaries::{self, Binary, port_of};
+use super::{Problem, Sources, compose, grafana, line_of};
+use crate::binaries::{self, Binary, Deployment, Kind, Listed, Request};
 use crate::deploy::dockerfile;
-use xtask::compose::{ComposeFile, Service};
+use crate::problem::{Stated, line_at};
+use xtask::compose::{ComposeFile, MAIN, Service};
 
 const PROMETHEUS_YML: &str = "observability/prometheus/prometheus.yml";
 const DOCKERFILE: &str = "Dockerfile";
@@ -39,14 +41,11 @@ struct StaticConfig {
     targets: Vec<String>,
 }
 
-fn prometheus_config(sources: &Sources) -> Option<PrometheusConfig> {
-    serde_yaml::from_str(sources.get(PROMETHEUS_YML)?).ok()
-}
-
 /// The job names prometheus.yml scrapes, if it parses.
 pub fn scrape_jobs(sources: &Sources) -> Option<BTreeSet<String>> {
+    let config: PrometheusConfig = serde_yaml::from_str(sources.get(PROMETHEUS_YML)?).ok()?;
     Some(
-        prometheus_config(sources)?
+        config
             .scrape_configs
             .into_iter()
             .map(|job| job.job_name)
@@ -54,13 +53,12 @@ pub fn scrape_jobs(sources: &Sources) -> Option<BTreeSet<String>> {
     )
 }
 
-/// A compose service built from this repository, and the binary it runs.
-#[derive(Debug)]
-struct App {
+/// One scrape target that names a compose service.
+struct Scrape {
+    /// As written, e.g. `localhost:9090`.
+    target: String,
     service: String,
-    binary: &'static Binary,
-    /// The port compose sets in the binary's listen variable.
-    port: u16,
+    request: Stated<Request>,
 }
 
 pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
@@ -68,127 +66,85 @@ pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
     let Some(model) = compose::model(sources) else {
         return;
     };
-    let apps = apps(sources, &model, problems);
-    check_prometheus(sources, &model, &apps, problems);
-    check_urls(sources, &model, problems);
-    check_dockerfile(sources, problems);
-    for app in &apps {
-        check_app(sources, &model, app, problems);
+    let dockerfile = sources.get(DOCKERFILE).unwrap_or_default();
+    problems.extend(dockerfile::problems(DOCKERFILE, dockerfile));
+    let scrapes = scrapes(sources, &model, problems);
+    let apps = apps(sources, &model, scrapes.as_deref(), problems);
+    for (_, binary, deployment) in &apps {
+        problems.extend(binary.problems(deployment));
     }
-}
-
-/// The ports a service listens on inside the network: its published container ports and the
-/// ports of its `*_LISTEN_ADDR` variables.
-fn container_ports(service: &Service) -> BTreeSet<u16> {
-    let published = service.ports.iter().filter_map(|spec| {
-        spec.rsplit(':')
-            .next()
-            .and_then(|port| port.trim_end_matches("/tcp").parse().ok())
-    });
-    let listening = service
-        .environment
-        .keys()
-        .filter(|key| key.ends_with("_LISTEN_ADDR"))
-        .filter_map(|key| port_of(&service.env(key)?));
-    published.chain(listening).collect()
-}
-
-fn apps(sources: &Sources, model: &ComposeFile, problems: &mut Vec<Problem>) -> Vec<App> {
-    let compose_text = sources.get(xtask::compose::MAIN).unwrap_or_default();
-    let mut apps = Vec::new();
-    for (name, service) in model.services.iter().filter(|(_, s)| s.build.is_some()) {
-        for variable in service
-            .environment
-            .keys()
-            .filter(|k| k.ends_with("_LISTEN_ADDR"))
-        {
-            let value = service.env(variable).unwrap_or_default();
-            let mut report = |message: String| {
-                problems.push(Problem::near(
-                    xtask::compose::MAIN,
-                    compose_text,
-                    &format!("{variable}:"),
-                    message,
-                ));
-            };
-            let Some(port) = port_of(&value) else {
-                report(format!(
-                    "service {name}: {variable}={value:?} is not an address like 0.0.0.0:8080; fix it"
-                ));
-                continue;
-            };
-            let Some(binary) = binaries::listening_on(variable) else {
-                let read = binaries::ALL
-                    .iter()
-                    .any(|binary| binary.metrics_listen_var == Some(variable.as_str()));
-                if !read {
-                    let known: Vec<&str> = binaries::ALL.iter().map(|b| b.listen_var).collect();
-                    report(format!(
-                        "service {name} sets {variable}, which no binary reads (they listen on {}); fix the variable's name",
-                        known.join(", ")
-                    ));
-                }
-                continue;
-            };
-            if port != binary.default_port() {
-                report(format!(
-                    "service {name}: {variable}={value} is not on the port of {}'s default, {}, which the Dockerfile and fly/ use too; use port {}",
-                    binary.name,
-                    binary.default_listen_addr,
-                    binary.default_port()
-                ));
-            }
-            apps.push(App {
-                service: name.clone(),
-                binary,
-                port,
-            });
+    let is_app = |name: &str| apps.iter().any(|(service, ..)| service == name);
+    let Some(scrapes) = scrapes else { return };
+    for scrape in scrapes.iter().filter(|scrape| !is_app(&scrape.service)) {
+        let ports = container_ports(&model.services[&scrape.service]);
+        let port = scrape.request.value.port.unwrap_or_default();
+        if !ports.contains(&port) {
+            problems.push(scrape.request.problem(format!(
+                "target {}: service {} listens on {ports:?} in compose/, not {port}; use its port",
+                scrape.target, scrape.service
+            )));
         }
     }
-    apps
+    let text = sources.get(PROMETHEUS_YML).unwrap_or_default();
+    for name in model
+        .services
+        .keys()
+        .filter(|name| name.ends_with("-exporter"))
+    {
+        if !scrapes.iter().any(|scrape| &scrape.service == name) {
+            problems.push(Problem::near(PROMETHEUS_YML, text, "scrape_configs:", format!(
+                "compose service {name} serves metrics but no job scrapes it; add a job {name} with target {name}:<port>"
+            )));
+        }
+    }
+    check_urls(sources, &model, problems);
 }
 
-fn check_prometheus(
+/// The scrape targets of prometheus.yml that name a compose service; `None` when it is missing or
+/// no Prometheus config.
+fn scrapes(
     sources: &Sources,
     model: &ComposeFile,
-    apps: &[App],
     problems: &mut Vec<Problem>,
-) {
+) -> Option<Vec<Scrape>> {
     let Some(text) = sources.get(PROMETHEUS_YML) else {
         problems.push(Problem::new(
             PROMETHEUS_YML,
             None,
             "missing; compose mounts it: restore it from git",
         ));
-        return;
+        return None;
     };
     let config: PrometheusConfig = match serde_yaml::from_str(text) {
         Ok(config) => config,
         Err(err) => {
+            let line = err.location().map(|location| location.line());
             problems.push(Problem::new(
                 PROMETHEUS_YML,
-                err.location().map(|location| location.line()),
+                line,
                 format!("not a Prometheus config ({err}); fix the YAML"),
             ));
-            return;
+            return None;
         }
     };
     // `localhost` in a target is the service Prometheus itself runs in.
     let prometheus_service = model.services.iter().find_map(|(name, service)| {
-        service
+        let mounts = service
             .volumes
             .iter()
-            .filter_map(|volume| compose::repo_path(volume))
+            .filter_map(|volume| compose::repo_path(volume));
+        mounts
+            .into_iter()
             .any(|source| source == PROMETHEUS_YML)
             .then_some(name.as_str())
     });
-    let mut scraped = BTreeSet::new();
+    let mut scrapes = Vec::new();
     for job in &config.scrape_configs {
-        let job_line = super::line_of(text, &format!("job_name: {}", job.job_name));
         if !model.services.contains_key(&job.job_name) {
-            problems.push(Problem::new(
+            problems.push(Problem::near(
                 PROMETHEUS_YML,
-                job_line,
+                text,
+                &format!("job_name: {}", job.job_name),
                 format!(
                     "job {} is not a compose service; name each job after the service it scrapes",
                     job.job_name
@@ -196,16 +152,12 @@ fn check_prometheus(
             ));
         }
         for target in job.static_configs.iter().flat_map(|config| &config.targets) {
-            let line = super::line_of(text, target);
+            let at = |message: String| Problem::near(PROMETHEUS_YML, text, target, message);
             let Some((host, port)) = target
                 .rsplit_once(':')
                 .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
             else {
-                problems.push(Problem::new(
-                    PROMETHEUS_YML,
-                    line,
-                    format!("target {target:?} is not host:port; fix it"),
-                ));
+                problems.push(at(format!("target {target:?} is not host:port; fix it")));
                 continue;
             };
             let service = match host {
@@ -213,63 +165,142 @@ fn check_prometheus(
                 host => model.services.contains_key(host).then_some(host),
             };
             let Some(service) = service else {
-                problems.push(Problem::new(
-                    PROMETHEUS_YML,
-                    line,
-                    format!(
-                        "target {target} is not a compose service; use the service's name as host"
-                    ),
-                ));
+                problems.push(at(format!(
+                    "target {target} is not a compose service; use the service's name as host"
+                )));
                 continue;
             };
-            scraped.insert(service.to_owned());
-            let ports = container_ports(&model.services[service]);
-            if !ports.contains(&port) {
-                problems.push(Problem::new(
-                    PROMETHEUS_YML,
-                    line,
-                    format!(
-                        "target {target}: service {service} listens on {ports:?} in compose/, not {port}; use its port"
-                    ),
-                ));
-            }
             // Prometheus' own default path.
             let path = job.metrics_path.as_deref().unwrap_or("/metrics");
-            if let Some(app) = apps.iter().find(|app| app.service == service)
-                && path != app.binary.metrics
-            {
-                problems.push(Problem::new(
-                    PROMETHEUS_YML,
-                    job_line,
-                    format!(
-                        "job {} scrapes {path}, but {} serves metrics on {}; set metrics_path: {}",
-                        job.job_name, app.binary.name, app.binary.metrics, app.binary.metrics
-                    ),
-                ));
+            let request = Request::new(Some(port), Some(path));
+            scrapes.push(Scrape {
+                target: target.clone(),
+                service: service.to_owned(),
+                request: Stated::new(request, PROMETHEUS_YML, line_of(text, target)),
+            });
+        }
+    }
+    Some(scrapes)
+}
+
+/// The services compose builds, each with the binary its Dockerfile stage runs and the
+/// deployment compose makes of it.
+fn apps(
+    sources: &Sources,
+    model: &ComposeFile,
+    scrapes: Option<&[Scrape]>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, &'static Binary, Deployment)> {
+    let text = sources.get(MAIN).unwrap_or_default();
+    let stages = dockerfile::stages(DOCKERFILE, sources.get(DOCKERFILE).unwrap_or_default());
+    let mut apps = Vec::new();
+    for (name, service) in model.services.iter().filter(|(_, s)| s.build.is_some()) {
+        // Lines inside the service's block, which ends at the next line indented as its key.
+        let start = text.find(&format!("\n  {name}:")).map_or(0, |at| at + 1);
+        let mut ends = text[start..]
+            .match_indices("\n  ")
+            .map(|(at, _)| start + at);
+        let end = ends
+            .find(|&at| !text[at + 3..].starts_with(' '))
+            .unwrap_or(text.len());
+        let line = |needle: &str| Some(line_at(text, start + text[start..end].find(needle)?));
+        let at = |value: String, needle: &str| Stated::new(value, MAIN, line(needle));
+        let build = service
+            .build
+            .as_ref()
+            .and_then(|build| build.get("target")?.as_str());
+        // Compose's default for `${AMPEL_APP_TARGET_SUFFIX:-}`: the images built from source.
+        let target = xtask::compose::interpolate(build.unwrap_or_default(), |_| None);
+        let target = at(target, "target:");
+        let stage = match dockerfile::find(&stages, DOCKERFILE, &target) {
+            Ok(stage) => stage,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
+        };
+        let program = stage
+            .entrypoint
+            .as_ref()
+            .map(|program| program.value.as_str());
+        let Some(binary) = program.and_then(binaries::running) else {
+            let known: Vec<&str> = binaries::ALL.iter().map(|binary| binary.name).collect();
+            problems.push(target.problem(format!(
+                "service {name} builds stage {}, which runs {program:?}, none of {}; fix its build target",
+                target.value,
+                known.join(", ")
+            )));
+            continue;
+        };
+        let mut deployment = stage.deployment(DOCKERFILE);
+        deployment.name = format!("service {name}");
+        for key in service.environment.keys() {
+            let value = service.env(key).unwrap_or_default();
+            deployment
+                .env
+                .insert(key.clone(), at(value, &format!("{key}:")));
+        }
+        let published = service.published_ports().unwrap_or_default();
+        let routes = service.ports.iter().zip(published).map(|(spec, port)| {
+            Stated::new(Request::new(Some(port.container), None), MAIN, line(spec))
+        });
+        let mut probes: Vec<Stated<Request>> = Vec::new();
+        for (url, request) in healthcheck_urls(service) {
+            if !probes.iter().any(|probe| probe.value == request) {
+                probes.push(Stated::new(request, MAIN, line(&url)));
             }
         }
-    }
-    for name in model.services.keys() {
-        let serves_metrics =
-            name.ends_with("-exporter") || apps.iter().any(|app| &app.service == name);
-        if serves_metrics && !scraped.contains(name) {
-            problems.push(Problem::near(
+        let ports = at(format!("service {name}'s ports"), "ports:");
+        let healthcheck = at(format!("service {name}'s healthcheck"), "healthcheck:");
+        deployment.lists = vec![
+            Listed::new(Kind::Route, ports, routes.collect()),
+            Listed::new(Kind::Probe, healthcheck, probes),
+        ];
+        if let Some(scrapes) = scrapes {
+            let prometheus = sources.get(PROMETHEUS_YML).unwrap_or_default();
+            let section = format!("scrape_configs (job {name}, target {name}:PORT)");
+            let section = Stated::new(
+                section,
                 PROMETHEUS_YML,
-                text,
-                "scrape_configs:",
-                format!(
-                    "compose service {name} serves metrics but no job scrapes it; add a job {name} with target {name}:<port>"
-                ),
-            ));
+                line_of(prometheus, "scrape_configs:"),
+            );
+            let entries = scrapes.iter().filter(|scrape| &scrape.service == name);
+            let entries = entries.map(|scrape| scrape.request.clone()).collect();
+            deployment
+                .lists
+                .push(Listed::new(Kind::Scrape, section, entries));
         }
+        apps.push((name.clone(), binary, deployment));
     }
+    apps
+}
+
+/// The `http://` URLs a service's healthcheck asks, with the request each makes.
+fn healthcheck_urls(service: &Service) -> Vec<(String, Request)> {
+    let script = service.healthcheck_argv().unwrap_or_default().join(" ");
+    let urls = script
+        .split_whitespace()
+        .filter(|word| word.starts_with("http://"));
+    let request = |url: &str| {
+        let (_, port) = url_host_port(url)?;
+        let (_, rest) = url.split_once("://")?;
+        let path = rest.find('/').map_or("/", |at| &rest[at..]);
+        Some((url.to_owned(), Request::new(port, Some(path))))
+    };
+    urls.filter_map(request).collect()
+}
+
+/// The ports a service listens on inside the network: its published container ports.
+fn container_ports(service: &Service) -> BTreeSet<u16> {
+    let published = service.published_ports().unwrap_or_default();
+    published.iter().map(|port| port.container).collect()
 }
 
 /// URLs that name a compose service (in compose environments and Grafana data sources) must use
 /// one of its ports.
 fn check_urls(sources: &Sources, model: &ComposeFile, problems: &mut Vec<Problem>) {
     let mut urls: Vec<(&str, &str, String)> = Vec::new();
-    for file in [xtask::compose::MAIN, xtask::compose::PEERS] {
+    for file in [MAIN, xtask::compose::PEERS] {
         let Some(text) = sources.get(file) else {
             continue;
         };
@@ -295,16 +326,10 @@ fn check_urls(sources: &Sources, model: &ComposeFile, problems: &mut Vec<Problem
             continue;
         };
         let ports = container_ports(service);
-        let fine = port.is_some_and(|port| ports.contains(&port));
-        if !fine {
-            problems.push(Problem::near(
-                file,
-                text,
-                &url,
-                format!(
-                    "{url} names service {host}, which listens on {ports:?} in compose/; use one of those ports"
-                ),
-            ));
+        if !port.is_some_and(|port| ports.contains(&port)) {
+            problems.push(Problem::near(file, text, &url, format!(
+                "{url} names service {host}, which listens on {ports:?} in compose/; use one of those ports"
+            )));
         }
     }
 }
@@ -322,101 +347,18 @@ fn url_host_port(url: &str) -> Option<(&str, Option<u16>)> {
     })
 }
 
-fn check_app(sources: &Sources, model: &ComposeFile, app: &App, problems: &mut Vec<Problem>) {
-    let service = &model.services[&app.service];
-    let compose_text = sources.get(xtask::compose::MAIN).unwrap_or_default();
-    let published: BTreeSet<u16> = service
-        .published_ports()
-        .unwrap_or_default()
-        .iter()
-        .map(|port| port.container)
-        .collect();
-    if !published.contains(&app.port) {
-        problems.push(Problem::near(
-            xtask::compose::MAIN,
-            compose_text,
-            &format!("{}:", app.binary.listen_var),
-            format!(
-                "service {} listens on {} ({}) but does not publish it; add \"127.0.0.1:{port}:{port}\" to its ports",
-                app.service,
-                app.port,
-                app.binary.listen_var,
-                port = app.port
-            ),
-        ));
-    }
-    // The compose healthcheck's URL: the listen port and a route the crate serves.
-    let healthcheck = service.healthcheck_argv().unwrap_or_default().join(" ");
-    let mut seen = BTreeSet::new();
-    for url in healthcheck
-        .split_whitespace()
-        .filter(|word| word.starts_with("http://"))
-    {
-        let Some((_, port)) = url_host_port(url) else {
-            continue;
-        };
-        let path = url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
-            .unwrap_or("/");
-        if !seen.insert((port, path)) {
-            continue;
-        }
-        if port != Some(app.port) || !app.binary.routes.contains(&path) {
-            problems.push(Problem::near(
-                xtask::compose::MAIN,
-                compose_text,
-                url,
-                format!(
-                    "service {}'s healthcheck asks {url}, but it listens on {} and serves {}; fix the URL",
-                    app.service,
-                    app.port,
-                    app.binary.routes.join(", ")
-                ),
-            ));
-        }
-    }
-}
-
-/// Every Dockerfile stage that sets a binary's listen variable keeps the port of its default.
-fn check_dockerfile(sources: &Sources, problems: &mut Vec<Problem>) {
-    let Some(text) = sources.get(DOCKERFILE) else {
-        return;
-    };
-    for stage in dockerfile::stages(text) {
-        for setting in &stage.env {
-            let Some(binary) = binaries::listening_on(&setting.name) else {
-                continue;
-            };
-            if port_of(&setting.value) != Some(binary.default_port()) {
-                problems.push(Problem::new(
-                    DOCKERFILE,
-                    Some(setting.line),
-                    format!(
-                        "{}={} is not on the port of {}'s default, {}, which compose/ and fly/ use too; use port {}",
-                        setting.name,
-                        setting.value,
-                        binary.name,
-                        binary.default_listen_addr,
-                        binary.default_port()
-                    ),
-                ));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::problem::{Case, assert_cases};
 
     const COMPOSE: &str = "services:
   api:
     image: ${AMPEL_API_IMAGE:-localhost/ampel/api:dev}
     build:
       context: ..
+      target: api${AMPEL_APP_TARGET_SUFFIX:-}
     environment:
-      API_LISTEN_ADDR: \"0.0.0.0:8080\"
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: \"http://tempo:4318/v1/traces\"
     ports:
       - \"127.0.0.1:8080:8080\"
@@ -427,6 +369,10 @@ mod tests {
     ports:
       - \"127.0.0.1:3200:3200\"
       - \"127.0.0.1:4318:4318\"
+  redis-exporter:
+    image: ${AMPEL_REDIS_EXPORTER_IMAGE:-oliver006/redis_exporter:v1}
+    ports:
+      - \"127.0.0.1:9121:9121\"
   prometheus:
     image: ${AMPEL_PROMETHEUS_IMAGE:-prom/prometheus:v3}
     ports:
@@ -440,24 +386,29 @@ mod tests {
     metrics_path: /metrics
     static_configs:
       - targets: [\"api:8080\"]
+  - job_name: redis-exporter
+    static_configs:
+      - targets: [\"redis-exporter:9121\"]
   - job_name: prometheus
     static_configs:
       - targets: [\"localhost:9090\"]
 ";
 
-    const DOCKERFILE_TEXT: &str = "FROM runtime AS api\nENV API_LISTEN_ADDR=0.0.0.0:8080\n";
-    const DATASOURCES: &str =
-        "datasources:\n  - uid: prometheus\n    url: http://prometheus:9090\n";
+    const DOCKERFILE_TEXT: &str = "FROM debian AS runtime\nFROM runtime AS api\n\
+        ENV API_LISTEN_ADDR=0.0.0.0:8080\nEXPOSE 8080\nENTRYPOINT [\"/usr/local/bin/ampel-api\"]\n";
+    const DATASOURCES: &str = "observability/grafana/provisioning/datasources/datasources.yaml";
 
+    /// The problems of the fixtures above after each `(file, from, to)` replacement, as
+    /// `check` prints them (sorted, each once).
     fn problems_with(replace: &[(&str, &str, &str)]) -> Vec<String> {
         let mut files = [
-            ("compose/compose.yaml", COMPOSE.to_owned()),
-            ("compose/compose.peers.yaml", "services: {}\n".to_owned()),
+            (MAIN, COMPOSE.to_owned()),
+            (xtask::compose::PEERS, "services: {}\n".to_owned()),
             (PROMETHEUS_YML, PROMETHEUS.to_owned()),
             (DOCKERFILE, DOCKERFILE_TEXT.to_owned()),
             (
-                "observability/grafana/provisioning/datasources/datasources.yaml",
-                DATASOURCES.to_owned(),
+                DATASOURCES,
+                "datasources:\n  - uid: prom\n    url: http://prometheus:9090\n".into(),
             ),
         ];
         for (file, from, to) in replace {
@@ -468,182 +419,70 @@ mod tests {
         let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
         let mut problems = Vec::new();
         check(&Sources::from_files(&files), &mut problems);
+        problems.sort();
+        problems.dedup();
         problems.iter().map(ToString::to_string).collect()
     }
 
-    /// The fixture is consistent, so each test below shows one rule.
+    /// Each broken input and every problem it gives, each matched by a part of its text; the
+    /// fixture itself gives none.
     #[test]
-    fn consistent_wiring_passes() {
-        assert_eq!(problems_with(&[]), Vec::<String>::new());
-    }
-
-    /// A scrape target on a port the service does not listen on.
-    #[test]
-    fn scrape_target_wrong_port() {
-        let problems = problems_with(&[(PROMETHEUS_YML, "api:8080", "api:9999")]);
-        assert_eq!(
-            problems,
-            [
-                "observability/prometheus/prometheus.yml:5: target api:9999: service api listens on {8080} in compose/, not 9999; use its port"
-            ]
+    fn each_rule_catches_its_broken_input() {
+        let default = format!(
+            "is not on the port of ampel-api's default, {}",
+            binaries::API.default_listen_addr
         );
-    }
-
-    /// A scrape target that is no compose service.
-    #[test]
-    fn scrape_target_unknown_host() {
-        let problems = problems_with(&[(PROMETHEUS_YML, "api:8080", "apii:8080")]);
+        let env = |line: &str| {
+            (
+                MAIN,
+                "    environment:\n",
+                format!("    environment:\n      {line}\n"),
+            )
+        };
+        let (local, port_only, unknown) = (
+            env("API_LISTEN_ADDR: \"127.0.0.1:8080\""),
+            env("API_LISTEN_ADDR: \"8080\""),
+            env("APP_LISTEN_ADDR: \"0.0.0.0:8080\""),
+        );
+        let no_check =
+            "      test: [\"CMD-SHELL\", \"wget -q -O /dev/null http://127.0.0.1:8080/ready\"]\n";
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[], &[]),
+            // Moved consistently everywhere but in the crate: the linked default catches it, and
+            // every place that must move back.
+            (&[(MAIN, "8080", "9999"), (PROMETHEUS_YML, "api:8080", "api:9999"), (DOCKERFILE, "8080", "9999")], &[&format!("Dockerfile:3: API_LISTEN_ADDR=\"0.0.0.0:9999\" {default}"), "Dockerfile:4: stage api's EXPOSE: port 9999", "compose/compose.yaml:10: service api's ports: port 9999", "compose/compose.yaml:12: service api's healthcheck: port 9999", "prometheus.yml:5: scrape_configs (job api, target api:PORT): port 9999"]),
+            (&[(DOCKERFILE, "ENV API_LISTEN_ADDR=0.0.0.0:8080\n", "")], &["Dockerfile:2: stage api sets no API_LISTEN_ADDR, so ampel-api listens on"]),
+            (&[(DOCKERFILE, "EXPOSE 8080", "EXPOSE 80")], &["Dockerfile:4: stage api's EXPOSE: port 80, but ampel-api serves HTTP on port 8080 (API_LISTEN_ADDR); use port 8080"]),
+            (&[(local.0, local.1, &local.2)], &["compose/compose.yaml:8: API_LISTEN_ADDR=\"127.0.0.1:8080\" binds one interface"]),
+            (&[(port_only.0, port_only.1, &port_only.2)], &["compose/compose.yaml:8: API_LISTEN_ADDR=\"8080\" is not an address like 0.0.0.0:8080; fix it"]),
+            (&[(unknown.0, unknown.1, &unknown.2)], &["compose/compose.yaml:8: APP_LISTEN_ADDR is not read by ampel-api, which listens on API_LISTEN_ADDR and API_METRICS_LISTEN_ADDR; fix the variable's name"]),
+            (&[(MAIN, "target: api$", "target: apx$")], &["compose/compose.yaml:6: Dockerfile has no stage `AS apx`; add it or change this build target"]),
+            (&[(DOCKERFILE, "bin/ampel-api", "bin/sh")], &["compose/compose.yaml:6: service api builds stage api, which runs Some(\"/usr/local/bin/sh\"), none of ampel-api, ampel-worker; fix its build target"]),
+            (&[(MAIN, "127.0.0.1:8080:8080", "127.0.0.1:8080:80")], &["compose/compose.yaml:10: service api's ports: port 80, but ampel-api serves HTTP on port 8080 (API_LISTEN_ADDR); use port 8080"]),
+            (&[(MAIN, "8080/ready", "8080/readyz")], &["compose/compose.yaml:12: service api's healthcheck: port 8080, path /readyz, but ampel-api serves /health, /ready, /version, /metrics on port 8080 (API_LISTEN_ADDR); use port 8080, path /health"]),
+            (&[(MAIN, "127.0.0.1:8080/ready", "127.0.0.1:8081/ready")], &["compose/compose.yaml:12: service api's healthcheck: port 8081, path /ready, but"]),
+            (&[(MAIN, no_check, "      disable: true\n")], &["compose/compose.yaml:11: service api's healthcheck: none for ampel-api; add port 8080, path /health"]),
+            (&[(PROMETHEUS_YML, "api:8080", "api:9999")], &["prometheus.yml:5: scrape_configs (job api, target api:PORT): port 9999, path /metrics, but ampel-api serves /metrics on port 8080 (API_LISTEN_ADDR); use port 8080, path /metrics"]),
+            (&[(PROMETHEUS_YML, "metrics_path: /metrics", "metrics_path: /ready")], &["prometheus.yml:5: scrape_configs (job api, target api:PORT): port 8080, path /ready, but"]),
+            (&[(PROMETHEUS_YML, "api:8080", "apii:8080")], &["prometheus.yml:5: target apii:8080 is not a compose service; use the service's name as host", "prometheus.yml:1: scrape_configs (job api, target api:PORT): none for ampel-api; add port 8080, path /metrics"]),
+            (&[(PROMETHEUS_YML, "job_name: api", "job_name: ampel-api")], &["prometheus.yml:2: job ampel-api is not a compose service; name each job after the service it scrapes"]),
+            (&[(PROMETHEUS_YML, "localhost:9090", "localhost:9091")], &["prometheus.yml:11: target localhost:9091: service prometheus listens on {9090} in compose/, not 9091; use its port"]),
+            (&[(PROMETHEUS_YML, "localhost:9090", "localhost")], &["prometheus.yml:11: target \"localhost\" is not host:port; fix it"]),
+            (&[(PROMETHEUS_YML, "redis-exporter:9121", "prometheus:9090")], &["prometheus.yml:1: compose service redis-exporter serves metrics but no job scrapes it; add a job redis-exporter with target redis-exporter:<port>"]),
+            (&[(PROMETHEUS_YML, "scrape_configs:\n", "scrape_configs: 5\nx:\n")], &["prometheus.yml:1: not a Prometheus config"]),
+            (&[(MAIN, "tempo:4318", "tempo:4317")], &["compose/compose.yaml:8: http://tempo:4317/v1/traces names service tempo, which listens on {3200, 4318} in compose/; use one of those ports"]),
+            (&[(DATASOURCES, "prometheus:9090", "prometheus:9091")], &["datasources.yaml:3: http://prometheus:9091 names service prometheus, which listens on {9090}"]),
+        ];
+        assert_cases(cases, problems_with);
+        let missing =
+            Sources::from_files(&[(MAIN, COMPOSE), (xtask::compose::PEERS, "services: {}\n")]);
+        let mut problems = Vec::new();
+        check(&missing, &mut problems);
+        let missing = format!("{PROMETHEUS_YML}: missing; compose mounts it: restore it from git");
         assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("target apii:8080 is not a compose service")),
-            "{problems:?}"
-        );
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("compose service api serves metrics but no job scrapes it")),
-            "{problems:?}"
-        );
-    }
-
-    /// A job not named after its service.
-    #[test]
-    fn job_not_named_after_service() {
-        let problems = problems_with(&[(PROMETHEUS_YML, "job_name: api", "job_name: ampel-api")]);
-        assert_eq!(
-            problems,
-            [
-                "observability/prometheus/prometheus.yml:2: job ampel-api is not a compose service; name each job after the service it scrapes"
-            ]
-        );
-    }
-
-    /// A scrape of a path that is not the binary's metrics route.
-    #[test]
-    fn metrics_path_not_the_metrics_route() {
-        let problems = problems_with(&[(
-            PROMETHEUS_YML,
-            "metrics_path: /metrics",
-            "metrics_path: /ready",
-        )]);
-        assert_eq!(
-            problems,
-            [format!(
-                "observability/prometheus/prometheus.yml:2: job api scrapes /ready, but ampel-api serves metrics on {0}; set metrics_path: {0}",
-                ampel_api::routes::METRICS
-            )]
-        );
-    }
-
-    /// compose moves the api off its default port, consistently everywhere but in the crate:
-    /// the linked default catches it.
-    #[test]
-    fn compose_port_off_the_crate_default() {
-        let problems = problems_with(&[
-            ("compose/compose.yaml", "8080", "9999"),
-            (PROMETHEUS_YML, "api:8080", "api:9999"),
-        ]);
-        assert_eq!(
-            problems,
-            [format!(
-                "compose/compose.yaml:7: service api: API_LISTEN_ADDR=0.0.0.0:9999 is not on the port of ampel-api's default, ampel_api::config::DEFAULT_LISTEN_ADDR ({}), which the Dockerfile and fly/ use too; use port {}",
-                ampel_api::config::DEFAULT_LISTEN_ADDR,
-                binaries::API.default_port()
-            )]
-        );
-    }
-
-    /// The Dockerfile's ENV is off the crate's default port.
-    #[test]
-    fn dockerfile_env_off_the_crate_default() {
-        let problems = problems_with(&[(DOCKERFILE, "0.0.0.0:8080", "0.0.0.0:80")]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0].starts_with(
-                "Dockerfile:2: API_LISTEN_ADDR=0.0.0.0:80 is not on the port of ampel-api's default"
-            ),
-            "{problems:?}"
-        );
-    }
-
-    /// The listen port is not published.
-    #[test]
-    fn listen_port_not_published() {
-        let problems = problems_with(&[(
-            "compose/compose.yaml",
-            "127.0.0.1:8080:8080",
-            "127.0.0.1:8080:80",
-        )]);
-        assert!(
-            problems.iter().any(|p| p
-                .contains("service api listens on 8080 (API_LISTEN_ADDR) but does not publish it")),
-            "{problems:?}"
-        );
-    }
-
-    /// The healthcheck asks a path the app does not serve.
-    #[test]
-    fn healthcheck_path_not_a_route() {
-        let problems = problems_with(&[("compose/compose.yaml", "8080/ready", "8080/readyz")]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].starts_with("compose/compose.yaml:12: service api's healthcheck asks http://127.0.0.1:8080/readyz"), "{problems:?}");
-    }
-
-    /// An OTLP endpoint on a port the backend does not listen on.
-    #[test]
-    fn env_url_wrong_port() {
-        let problems = problems_with(&[("compose/compose.yaml", "tempo:4318", "tempo:4317")]);
-        assert_eq!(
-            problems,
-            [
-                "compose/compose.yaml:8: http://tempo:4317/v1/traces names service tempo, which listens on {3200, 4318} in compose/; use one of those ports"
-            ]
-        );
-    }
-
-    /// A Grafana data source on a port the service does not listen on.
-    #[test]
-    fn datasource_url_wrong_port() {
-        let problems = problems_with(&[(
-            "observability/grafana/provisioning/datasources/datasources.yaml",
-            "prometheus:9090",
-            "prometheus:9091",
-        )]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0].contains("http://prometheus:9091 names service prometheus"),
-            "{problems:?}"
-        );
-    }
-
-    /// A listen variable no binary reads.
-    #[test]
-    fn listen_variable_unknown_to_the_binaries() {
-        let problems = problems_with(&[(
-            "compose/compose.yaml",
-            "API_LISTEN_ADDR:",
-            "APP_LISTEN_ADDR:",
-        )]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0].contains("sets APP_LISTEN_ADDR, which no binary reads"),
-            "{problems:?}"
-        );
-    }
-
-    /// A prometheus.yml that is not a Prometheus config.
-    #[test]
-    fn unparsable_prometheus_config() {
-        let problems = problems_with(&[(
-            PROMETHEUS_YML,
-            "scrape_configs:\n",
-            "scrape_configs: 5\nx:\n",
-        )]);
-        assert!(
-            problems.iter().any(|p| p
-                .starts_with("observability/prometheus/prometheus.yml:1: not a Prometheus config")),
-            "{problems:?}"
+            problems.iter().any(|p| p.to_string() == missing),
+            "{problems:#?}"
         );
     }
 
@@ -653,10 +492,10 @@ mod tests {
     fn real_repository_apps() {
         let (sources, _) = Sources::read(&xtask::util::project_root());
         let model = compose::model(&sources).unwrap();
-        let apps = apps(&sources, &model, &mut Vec::new());
+        let apps = apps(&sources, &model, Some(&[]), &mut Vec::new());
         let found: Vec<(&str, &str)> = apps
             .iter()
-            .map(|app| (app.service.as_str(), app.binary.name))
+            .map(|(service, binary, _)| (service.as_str(), binary.name))
             .collect();
         assert_eq!(found, [("api", "ampel-api"), ("worker", "ampel-worker")]);
     }

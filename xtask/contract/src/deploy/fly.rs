@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
-use super::flyctl::{self, Failure, Flyctl};
+use super::flyctl::{self, Flyctl};
 use super::secrets::Secrets;
 use super::{preflight, verify};
 use xtask::flags::{self, FlyApp};
@@ -40,6 +40,9 @@ struct Target {
 /// One thing the deploy does, in order.
 struct Step {
     label: String,
+    /// The step as the plan and the progress lines show it: the exact command as it runs,
+    /// secret values masked.
+    shown: String,
     action: Action,
     /// What to try when the step fails.
     next: String,
@@ -63,51 +66,56 @@ struct WhoAmI {
     email: String,
 }
 
-/// One entry of `flyctl apps list --json` (fly-go's `App`, whose fields are capitalized).
+/// One entry of `flyctl apps list --json` (fly-go's `App`, whose fields are capitalized) or of
+/// `flyctl secrets list --json`.
 #[derive(Deserialize)]
-struct ListedApp {
-    #[serde(rename = "Name")]
+struct Listed {
+    #[serde(alias = "Name")]
     name: String,
 }
 
-/// One entry of `flyctl secrets list --json`.
-#[derive(Deserialize)]
-struct ListedSecret {
-    name: String,
-}
-
-/// What Fly says about the account: who is logged in and which apps exist.
-struct Account {
+/// flyctl, and what Fly says through it: who is logged in and which apps exist.
+struct Fly {
+    flyctl: Flyctl,
     email: String,
     apps: Vec<String>,
 }
 
-impl Account {
-    fn query(flyctl: &Flyctl, secrets: &Secrets) -> anyhow::Result<Self> {
-        let whoami = ["auth", "whoami", "--json"].map(String::from);
-        let who: WhoAmI = flyctl.json(&whoami, secrets).map_err(|failure| {
-            failed(
-                "check the flyctl login",
-                &flyctl.display(&whoami),
-                &failure,
-                "run `flyctl auth login` (in CI, set FLY_API_TOKEN to an organization token from `flyctl tokens create org`)",
-            )
-        })?;
+impl Fly {
+    fn connect(flyctl: Flyctl, secrets: &Secrets) -> anyhow::Result<Self> {
+        let who: WhoAmI = flyctl.query(
+            &["auth", "whoami", "--json"],
+            secrets,
+            "check the flyctl login",
+            "run `flyctl auth login` (in CI, set FLY_API_TOKEN to an organization token from `flyctl tokens create org`)",
+        )?;
         eprintln!("flyctl is logged in as {}", who.email);
-        let list = ["apps", "list", "--json"].map(String::from);
-        let listed: Vec<ListedApp> = flyctl.json(&list, secrets).map_err(|failure| {
-            failed(
-                "list the Fly apps",
-                &flyctl.display(&list),
-                &failure,
-                "an app-scoped token (`flyctl tokens create deploy`) cannot list apps: use `flyctl auth login` or an \
-                 organization token (`flyctl tokens create org`)",
-            )
-        })?;
+        let listed: Vec<Listed> = flyctl.query(
+            &["apps", "list", "--json"],
+            secrets,
+            "list the Fly apps",
+            "an app-scoped token (`flyctl tokens create deploy`) cannot list apps: use `flyctl auth login` or an \
+             organization token (`flyctl tokens create org`)",
+        )?;
         Ok(Self {
+            flyctl,
             email: who.email,
             apps: listed.into_iter().map(|app| app.name).collect(),
         })
+    }
+
+    /// The names of the secrets already set on `app`; none when it does not exist yet.
+    fn secret_names(&self, app: &str, secrets: &Secrets) -> anyhow::Result<Vec<String>> {
+        if !self.apps.iter().any(|name| name == app) {
+            return Ok(Vec::new());
+        }
+        let listed: Vec<Listed> = self.flyctl.query(
+            &["secrets", "list", "--app", app, "--json"],
+            secrets,
+            &format!("list the secrets of {app}"),
+            "check that the token may read this app (`flyctl secrets list --app <app>`)",
+        )?;
+        Ok(listed.into_iter().map(|secret| secret.name).collect())
     }
 }
 
@@ -130,39 +138,35 @@ impl crate::Run for flags::DeployFly {
         }
         let revision = revision(&root)?;
         let secrets = Secrets::collect(self.env_file.as_deref())?;
+        let program = flyctl
+            .as_ref()
+            .map_or_else(|| flyctl::NAME.to_owned(), Flyctl::name);
+        let fly = flyctl
+            .map(|flyctl| Fly::connect(flyctl, &secrets))
+            .transpose()?;
+
         let apps = match self.only {
             Some(app) => vec![app],
             None => vec![FlyApp::Api, FlyApp::Worker],
         };
-        let account = flyctl
-            .as_ref()
-            .map(|flyctl| Account::query(flyctl, &secrets))
-            .transpose()?;
-
         let mut targets = Vec::new();
         let mut missing = Vec::new();
         let mut unchecked = Vec::new();
         for app in apps {
             let name = preflight::load(&root, app)?.app.into_inner();
-            let (exists, on_fly) = match (&flyctl, &account) {
-                (Some(flyctl), Some(account)) => {
-                    let exists = account.apps.contains(&name);
-                    let on_fly = if exists {
-                        secret_names(flyctl, &name, &secrets)?
-                    } else {
-                        Vec::new()
-                    };
-                    (Some(exists), Some(on_fly))
-                }
-                _ => (None, None),
-            };
+            let on_fly = fly
+                .as_ref()
+                .map(|fly| fly.secret_names(&name, &secrets))
+                .transpose()?;
             for secret in secrets.missing_required(app) {
+                let needs = format!("{name} needs {secret}");
                 match &on_fly {
                     Some(set) if set.iter().any(|set| set == secret) => {}
-                    Some(_) => missing.push(format!("{name} needs {secret}")),
-                    None => unchecked.push(format!("{name} needs {secret}")),
+                    Some(_) => missing.push(needs),
+                    None => unchecked.push(needs),
                 }
             }
+            let exists = fly.as_ref().map(|fly| fly.apps.contains(&name));
             targets.push(Target { app, name, exists });
         }
         if !missing.is_empty() {
@@ -172,27 +176,19 @@ impl crate::Run for flags::DeployFly {
             );
         }
 
-        let timeout = Duration::from_secs(self.verify_timeout);
-        let steps = plan(&targets, &secrets, &revision, &self);
-        let program = flyctl
-            .as_ref()
-            .map_or_else(|| flyctl::NAME.to_owned(), Flyctl::name);
-        match &account {
-            Some(account) => println!("Plan: deploy {revision} as {}", account.email),
+        let steps = plan(&targets, &secrets, &revision, &self, &program);
+        match &fly {
+            Some(fly) => println!("Plan: deploy {revision} as {}", fly.email),
             None => println!("Plan: deploy {revision}"),
         }
         for (number, step) in steps.iter().enumerate() {
-            println!(
-                "  {}. {}: {}",
-                number + 1,
-                step.label,
-                describe(&program, step, &secrets, &revision, timeout)
-            );
+            println!("  {}. {}: {}", number + 1, step.label, step.shown);
         }
+        let could_ask = fly.is_some();
         // Without flyctl this is a dry run: `find` failed otherwise.
-        let Some(flyctl) = flyctl.filter(|_| !self.dry_run) else {
+        let Some(fly) = fly.filter(|_| !self.dry_run) else {
             println!("Dry run: nothing was changed.");
-            if account.is_none() {
+            if !could_ask {
                 let secrets = if unchecked.is_empty() {
                     String::new()
                 } else {
@@ -207,22 +203,25 @@ impl crate::Run for flags::DeployFly {
             return Ok(());
         };
 
+        let timeout = Duration::from_secs(self.verify_timeout);
         for (number, step) in steps.iter().enumerate() {
-            let shown = describe(&program, step, &secrets, &revision, timeout);
-            eprintln!("==> {}/{} {}: {shown}", number + 1, steps.len(), step.label);
-            let label = format!("step {}/{} ({})", number + 1, steps.len(), step.label);
+            let position = format!("{}/{}", number + 1, steps.len());
+            eprintln!("==> {position} {}: {}", step.label, step.shown);
+            let label = format!("step {position} ({})", step.label);
+            let check_failed = || format!("{label} failed; next: {}", step.next);
             match &step.action {
                 Action::Flyctl { args, secrets_of } => {
                     let stdin = secrets_of.map(|app| secrets.import_stdin(app));
-                    flyctl
+                    fly.flyctl
                         .stream(args, stdin, &secrets)
-                        .map_err(|failure| failed(&label, &shown, &failure, &step.next))?;
+                        .map_err(|failure| failure.error(&label, &step.next))?;
                 }
-                Action::CheckApi { url } => verify::api(url, &revision, timeout)
-                    .with_context(|| format!("{label} failed; next: {}", step.next))?,
+                Action::CheckApi { url } => {
+                    verify::api(url, &revision, timeout).with_context(check_failed)?;
+                }
                 Action::CheckMachines { name } => {
-                    verify::machines(&flyctl, name, &revision, timeout, &secrets)
-                        .with_context(|| format!("{label} failed; next: {}", step.next))?;
+                    verify::machines(&fly.flyctl, name, &revision, timeout, &secrets)
+                        .with_context(check_failed)?;
                 }
             }
         }
@@ -231,167 +230,128 @@ impl crate::Run for flags::DeployFly {
     }
 }
 
-/// The steps, in the order they run: create, stage secrets, deploy api, deploy worker, check.
+/// The steps, in the order they run: create, stage secrets, deploy api, deploy worker, check;
+/// commands shown as `program` runs them.
 fn plan(
     targets: &[Target],
     secrets: &Secrets,
     revision: &str,
     flags: &flags::DeployFly,
+    program: &str,
 ) -> Vec<Step> {
-    let owned = |args: &[&str]| args.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>();
+    let flyctl = |label: String, args: &[&str], secrets_of: Option<FlyApp>, next: String| {
+        let mut shown = flyctl::display(program, args);
+        if let Some(app) = secrets_of {
+            let masked: Vec<String> = secrets
+                .names_for(app)
+                .iter()
+                .map(|name| format!("{name}=***"))
+                .collect();
+            shown = format!("{shown} < stdin: {}", masked.join(" "));
+        }
+        let args = args.iter().map(|arg| (*arg).to_owned()).collect();
+        Step {
+            label,
+            shown,
+            action: Action::Flyctl { args, secrets_of },
+            next,
+        }
+    };
     let mut steps = Vec::new();
     for target in targets.iter().filter(|target| target.exists != Some(true)) {
+        let (name, config) = (&target.name, preflight::config_path(target.app));
         let unless = if target.exists.is_none() {
             " unless it exists"
         } else {
             ""
         };
-        steps.push(Step {
-            label: format!("create {}{unless}", target.name),
-            action: Action::Flyctl {
-                args: owned(&["apps", "create", &target.name, "--org", &flags.org]),
-                secrets_of: None,
-            },
-            next: format!(
-                "app names are global on Fly: if {} is taken, change `app` in {}; if the organization is wrong, pass --org",
-                target.name,
-                preflight::config_path(target.app)
+        steps.push(flyctl(
+            format!("create {name}{unless}"),
+            &["apps", "create", name, "--org", &flags.org],
+            None,
+            format!(
+                "app names are global on Fly: if {name} is taken, change `app` in {config}; if the organization is wrong, pass --org"
             ),
-        });
+        ));
     }
     for target in targets
         .iter()
         .filter(|target| !secrets.names_for(target.app).is_empty())
     {
-        steps.push(Step {
-            label: format!("stage secrets for {}", target.name),
-            action: Action::Flyctl {
-                args: owned(&["secrets", "import", "--app", &target.name, "--stage"]),
-                secrets_of: Some(target.app),
-            },
-            next: format!(
-                "`flyctl secrets list --app {}` shows what is set; fix the value and run again",
-                target.name
+        let name = &target.name;
+        steps.push(flyctl(
+            format!("stage secrets for {name}"),
+            &["secrets", "import", "--app", name, "--stage"],
+            Some(target.app),
+            format!(
+                "`flyctl secrets list --app {name}` shows what is set; fix the value and run again"
             ),
-        });
+        ));
     }
+    let commit = format!("{COMMIT_ENV}={revision}");
     for target in targets {
+        let (name, config) = (&target.name, preflight::config_path(target.app));
         let only = match target.app {
             FlyApp::Api => "api",
             FlyApp::Worker => "worker",
         };
-        let commit = format!("{COMMIT_ENV}={revision}");
-        steps.push(Step {
-            label: format!("deploy {}", target.name),
-            action: Action::Flyctl {
-                args: owned(&[
-                    "deploy",
-                    "--config",
-                    preflight::config_path(target.app),
-                    "--app",
-                    &target.name,
-                    "--image-label",
-                    revision,
-                    "--env",
-                    &commit,
-                    // Never wait on a prompt: there is nobody at stdin in CI.
-                    "--yes",
-                ]),
-                secrets_of: None,
-            },
-            next: format!(
+        steps.push(flyctl(
+            format!("deploy {name}"),
+            &[
+                "deploy",
+                "--config",
+                config,
+                "--app",
+                name,
+                "--image-label",
+                revision,
+                "--env",
+                &commit,
+                // Never wait on a prompt: there is nobody at stdin in CI.
+                "--yes",
+            ],
+            None,
+            format!(
                 "the output above says which part failed (the api's `migrate` release command prints its error there); \
-                 see `flyctl logs --app {}`, fix it, then run `cargo xtask deploy fly --only {only}`",
-                target.name
+                 see `flyctl logs --app {name}`, fix it, then run `cargo xtask deploy fly --only {only}`"
+            ),
+        ));
+    }
+    let seconds = flags.verify_timeout;
+    for target in targets {
+        let (name, config) = (&target.name, preflight::config_path(target.app));
+        let (shown, action) = match target.app {
+            FlyApp::Api => {
+                let url = flags
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{name}.fly.dev"))
+                    .trim_end_matches('/')
+                    .to_owned();
+                let shown = format!(
+                    "poll {url}/health, then {url}/version until \"commit\" is {revision} (up to {seconds} s)"
+                );
+                (shown, Action::CheckApi { url })
+            }
+            FlyApp::Worker => {
+                let status = flyctl::display(program, &verify::status_args(name));
+                let shown = format!(
+                    "poll `{status}` until every Machine is started on image {revision} and passes its checks (up to {seconds} s)"
+                );
+                (shown, Action::CheckMachines { name: name.clone() })
+            }
+        };
+        steps.push(Step {
+            label: format!("check {name}"),
+            shown,
+            action,
+            next: format!(
+                "`flyctl status --app {name}` and `flyctl logs --app {name}` show why; `flyctl releases --app {name} --image` \
+                 lists earlier images to go back to with `flyctl deploy --config {config} --image <image>`"
             ),
         });
     }
-    for target in targets {
-        let back = format!(
-            "`flyctl status --app {name}` and `flyctl logs --app {name}` show why; `flyctl releases --app {name} --image` \
-             lists earlier images to go back to with `flyctl deploy --config {config} --image <image>`",
-            name = target.name,
-            config = preflight::config_path(target.app)
-        );
-        let action = match target.app {
-            FlyApp::Api => Action::CheckApi {
-                url: flags
-                    .api_url
-                    .clone()
-                    .unwrap_or_else(|| format!("https://{}.fly.dev", target.name))
-                    .trim_end_matches('/')
-                    .to_owned(),
-            },
-            FlyApp::Worker => Action::CheckMachines {
-                name: target.name.clone(),
-            },
-        };
-        steps.push(Step {
-            label: format!("check {}", target.name),
-            action,
-            next: back,
-        });
-    }
     steps
-}
-
-/// A step as the plan and the progress lines show it: the exact command as `program` runs it,
-/// secret values masked.
-fn describe(
-    program: &str,
-    step: &Step,
-    secrets: &Secrets,
-    revision: &str,
-    timeout: Duration,
-) -> String {
-    let seconds = timeout.as_secs();
-    match &step.action {
-        Action::Flyctl {
-            args,
-            secrets_of: None,
-        } => flyctl::display(program, args),
-        Action::Flyctl {
-            args,
-            secrets_of: Some(app),
-        } => {
-            let masked: Vec<String> = secrets
-                .names_for(*app)
-                .iter()
-                .map(|name| format!("{name}=***"))
-                .collect();
-            format!(
-                "{} < stdin: {}",
-                flyctl::display(program, args),
-                masked.join(" ")
-            )
-        }
-        Action::CheckApi { url } => {
-            format!(
-                "poll {url}/health, then {url}/version until \"commit\" is {revision} (up to {seconds} s)"
-            )
-        }
-        Action::CheckMachines { name } => format!(
-            "poll `{}` until every Machine is started on image {revision} and passes its checks (up to {seconds} s)",
-            flyctl::display(
-                program,
-                &["status", "--app", name, "--json"].map(String::from)
-            )
-        ),
-    }
-}
-
-/// The names of the secrets already set on an existing app.
-fn secret_names(flyctl: &Flyctl, app: &str, secrets: &Secrets) -> anyhow::Result<Vec<String>> {
-    let args = ["secrets", "list", "--app", app, "--json"].map(String::from);
-    let listed: Vec<ListedSecret> = flyctl.json(&args, secrets).map_err(|failure| {
-        failed(
-            &format!("list the secrets of {app}"),
-            &flyctl.display(&args),
-            &failure,
-            "check that the token may read this app (`flyctl secrets list --app <app>`)",
-        )
-    })?;
-    Ok(listed.into_iter().map(|secret| secret.name).collect())
 }
 
 /// The commit being deployed; with uncommitted changes, which the build context includes, the
@@ -416,22 +376,4 @@ fn revision(root: &Path) -> anyhow::Result<String> {
         eprintln!("warning: uncommitted changes are deployed too; the version is {commit}-dirty");
         Ok(format!("{commit}-dirty"))
     }
-}
-
-/// The error of a failed flyctl step: which step, how it ended, its last lines, what next.
-fn failed(label: &str, command: &str, failure: &Failure, next: &str) -> anyhow::Error {
-    let tail = if failure.tail.is_empty() {
-        String::from("    (no output)")
-    } else {
-        failure
-            .tail
-            .iter()
-            .map(|line| format!("    {line}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    anyhow::anyhow!(
-        "{label} failed: `{command}` ({})\n  last lines of its output:\n{tail}\n  next: {next}",
-        failure.status
-    )
 }

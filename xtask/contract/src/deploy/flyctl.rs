@@ -1,7 +1,6 @@
 //! Finding and running flyctl: JSON queries captured, long commands streamed, the last lines of
 //! every run kept for the error message, secret values masked in all of it.
 
-use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 
@@ -25,10 +24,34 @@ pub struct Flyctl {
     program: PathBuf,
 }
 
-/// Why a flyctl run failed: its exit status and the last lines it printed (masked).
+/// A failed flyctl run: the command, how it ended and the last lines it printed (masked).
 pub struct Failure {
-    pub status: String,
-    pub tail: Vec<String>,
+    command: String,
+    status: String,
+    tail: Vec<String>,
+}
+
+impl Failure {
+    /// The error of a failed step: which step, how it ended, its last lines, what to try next.
+    pub fn error(&self, label: &str, next: &str) -> anyhow::Error {
+        let tail = if self.tail.is_empty() {
+            String::from("    (no output)")
+        } else {
+            let lines: Vec<String> = self.tail.iter().map(|line| format!("    {line}")).collect();
+            lines.join("\n")
+        };
+        anyhow::anyhow!(
+            "{label} failed: `{}` ({})\n  last lines of its output:\n{tail}\n  next: {next}",
+            self.command,
+            self.status
+        )
+    }
+
+    /// The failure on one line, for a check that looks again.
+    pub fn summary(&self) -> String {
+        let tail = self.tail.join(" / ");
+        format!("`{}` failed ({}): {tail}", self.command, self.status)
+    }
 }
 
 impl Flyctl {
@@ -50,15 +73,22 @@ impl Flyctl {
         )
     }
 
-    /// How the plan and the progress lines show a command.
-    pub fn display(&self, args: &[String]) -> String {
-        display(&self.name(), args)
+    /// [`Flyctl::json`], failing as the step `label` with what to try `next`.
+    pub fn query<T: DeserializeOwned>(
+        &self,
+        args: &[&str],
+        secrets: &Secrets,
+        label: &str,
+        next: &str,
+    ) -> anyhow::Result<T> {
+        self.json(args, secrets)
+            .map_err(|failure| failure.error(label, next))
     }
 
     /// Runs a read-only query such as `apps list --json` and parses what it prints.
     pub fn json<T: DeserializeOwned>(
         &self,
-        args: &[String],
+        args: &[&str],
         secrets: &Secrets,
     ) -> Result<T, Failure> {
         let output = duct::cmd(&self.program, args)
@@ -66,21 +96,16 @@ impl Flyctl {
             .stderr_capture()
             .unchecked()
             .run()
-            .map_err(|err| Failure {
-                status: format!("could not start: {err}"),
-                tail: Vec::new(),
-            })?;
+            .map_err(|err| self.failure(args, format!("could not start: {err}"), ""))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(Failure {
-                status: output.status.to_string(),
-                tail: tail(&secrets.redact(&format!("{stdout}{stderr}"))),
-            });
+            let printed = secrets.redact(&format!("{stdout}{stderr}"));
+            return Err(self.failure(args, output.status.to_string(), &printed));
         }
-        serde_json::from_str(&stdout).map_err(|err| Failure {
-            status: format!("printed something that is not the JSON expected ({err})"),
-            tail: tail(&secrets.redact(&stdout)),
+        serde_json::from_str(&stdout).map_err(|err| {
+            let status = format!("printed something that is not the JSON expected ({err})");
+            self.failure(args, status, &secrets.redact(&stdout))
         })
     }
 
@@ -88,23 +113,22 @@ impl Flyctl {
     /// `stdin`, when given, is written to the command's standard input.
     pub fn stream(
         &self,
-        args: &[String],
+        args: &[impl AsRef<str>],
         stdin: Option<String>,
         secrets: &Secrets,
     ) -> Result<(), Failure> {
-        let mut expression = duct::cmd(&self.program, args)
+        let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+        let expression = duct::cmd(&self.program, &args)
             .stderr_to_stdout()
             .unchecked();
-        expression = match stdin {
+        let expression = match stdin {
             Some(stdin) => expression.stdin_bytes(stdin),
             None => expression.stdin_null(),
         };
-        let started = |err: std::io::Error| Failure {
-            status: format!("could not start: {err}"),
-            tail: Vec::new(),
-        };
+        let started =
+            |err: std::io::Error| self.failure(&args, format!("could not start: {err}"), "");
         let reader = expression.reader().map_err(started)?;
-        let mut last = VecDeque::with_capacity(TAIL_LINES);
+        let mut printed = String::new();
         for line in BufReader::new(&reader).lines() {
             let (line, unreadable) = match line {
                 Ok(line) => (secrets.redact(&line), false),
@@ -114,10 +138,8 @@ impl Flyctl {
                 ),
             };
             eprintln!("    {line}");
-            if last.len() == TAIL_LINES {
-                last.pop_front();
-            }
-            last.push_back(line);
+            printed.push_str(&line);
+            printed.push('\n');
             if unreadable {
                 break;
             }
@@ -127,32 +149,33 @@ impl Flyctl {
             Ok(None) => {
                 // Only after an unreadable line: stop it rather than leave it running unseen.
                 let _ = reader.kill();
-                return Err(Failure {
-                    status: "stopped, its output could not be read".into(),
-                    tail: last.into(),
-                });
+                let status = "stopped, its output could not be read".to_owned();
+                return Err(self.failure(&args, status, &printed));
             }
             Err(err) => return Err(started(err)),
         };
         if status.success() {
             Ok(())
         } else {
-            Err(Failure {
-                status: status.to_string(),
-                tail: last.into(),
-            })
+            Err(self.failure(&args, status.to_string(), &printed))
+        }
+    }
+
+    /// A failure of `args`, keeping the last lines of what it printed (already masked).
+    fn failure(&self, args: &[&str], status: String, printed: &str) -> Failure {
+        let lines: Vec<String> = printed.lines().map(str::to_owned).collect();
+        Failure {
+            command: display(&self.name(), args),
+            status,
+            tail: lines[lines.len().saturating_sub(TAIL_LINES)..].to_vec(),
         }
     }
 }
 
 /// A command as the plan shows it, run by the flyctl called `name`.
-pub fn display(name: &str, args: &[String]) -> String {
+pub fn display(name: &str, args: &[impl AsRef<str>]) -> String {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     format!("{name} {}", args.join(" "))
-}
-
-fn tail(text: &str) -> Vec<String> {
-    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    lines[lines.len().saturating_sub(TAIL_LINES)..].to_vec()
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -7,11 +7,14 @@
 //!
 //! [`fly_problems`] only reads files and returns what is wrong, each problem naming the file (and
 //! line), what disagrees and what to change. `deploy fly` refuses to start while it returns
-//! anything; `cargo xtask check` can list its results next to its own.
+//! anything; `cargo xtask check` lists its results next to its own. Each app is read into a
+//! [`Deployment`] (its Dockerfile stage under `[env]`, `[http_service]`, the checks, `[metrics]`)
+//! and held to its binary by the comparison compose and the Dockerfile get too; what only Fly has
+//! (build, release command, kill timeout, public or not) is checked here.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::fmt::Display;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,8 +22,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::dockerfile;
-use crate::binaries::{self, Binary};
-use crate::problem::{Problem, line_at};
+use crate::binaries::{self, Binary, Deployment, Kind, Listed, Request};
+use crate::problem::{Problem, Stated, line_at};
 use xtask::flags::FlyApp;
 
 /// What one binary needs from its Fly config.
@@ -148,16 +151,14 @@ pub fn load(root: &Path, app: FlyApp) -> anyhow::Result<FlyConfig> {
 /// Every disagreement between `fly/*.toml`, the Dockerfile and the binaries. Empty when the
 /// configs are deployable.
 pub fn fly_problems(root: &Path) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut apps = Vec::new();
-    for app in [FlyApp::Api, FlyApp::Worker] {
-        let expected = expected(app);
-        let path = root.join(expected.config);
-        let text = match std::fs::read_to_string(&path) {
+    let (mut problems, mut apps) = (Vec::new(), Vec::new());
+    for expected in [&API, &WORKER] {
+        let file = expected.config;
+        let text = match std::fs::read_to_string(root.join(file)) {
             Ok(text) => text,
             Err(err) => {
                 problems.push(Problem::new(
-                    expected.config,
+                    file,
                     None,
                     format!("cannot read it ({err}); restore it from git"),
                 ));
@@ -167,17 +168,18 @@ pub fn fly_problems(root: &Path) -> Vec<Problem> {
         match toml::from_str::<FlyConfig>(&text) {
             Ok(config) => {
                 let mut report = Report {
-                    file: expected.config,
+                    file,
                     text: &text,
                     problems: &mut problems,
                 };
                 check_app(root, expected, &config, &mut report);
-                apps.push((expected.config, config.app));
+                apps.push((file, config.app));
             }
             Err(err) => {
+                let line = err.span().map(|span| line_at(&text, span.start));
                 problems.push(Problem::new(
-                    expected.config,
-                    err.span().map(|span| line_at(&text, span.start)),
+                    file,
+                    line,
                     format!("not a Fly config ({}); fix the TOML", err.message()),
                 ));
             }
@@ -186,14 +188,11 @@ pub fn fly_problems(root: &Path) -> Vec<Problem> {
     if let [(api_file, api), (worker_file, worker)] = apps.as_slice()
         && api.get_ref() == worker.get_ref()
     {
-        problems.push(Problem::new(
-            worker_file,
-            None,
-            format!(
-                "app = {:?} is also {api_file}'s app; give each its own name (they deploy and scale apart)",
-                worker.get_ref()
-            ),
-        ));
+        let name = worker.get_ref();
+        let message = format!(
+            "app = {name:?} is also {api_file}'s app; give each its own name (they deploy and scale apart)"
+        );
+        problems.push(Problem::new(worker_file, None, message));
     }
     problems
 }
@@ -206,15 +205,22 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
-    fn at<T>(&mut self, spanned: &Spanned<T>, message: impl std::fmt::Display) {
-        let line = line_at(self.text, spanned.span().start);
-        self.problems
-            .push(Problem::new(self.file, Some(line), message.to_string()));
+    fn line<T>(&self, spanned: &Spanned<T>) -> Option<usize> {
+        Some(line_at(self.text, spanned.span().start))
     }
 
-    fn file(&mut self, message: impl std::fmt::Display) {
+    fn push(&mut self, line: Option<usize>, message: impl Display) {
         self.problems
-            .push(Problem::new(self.file, None, message.to_string()));
+            .push(Problem::new(self.file, line, message.to_string()));
+    }
+
+    fn at<T>(&mut self, spanned: &Spanned<T>, message: impl Display) {
+        self.push(self.line(spanned), message);
+    }
+
+    /// `value`, at the line of `spanned`.
+    fn stated<S, T>(&self, spanned: &Spanned<S>, value: T) -> Stated<T> {
+        Stated::new(value, self.file, self.line(spanned))
     }
 }
 
@@ -222,71 +228,141 @@ fn check_app(root: &Path, expected: &Expected, config: &FlyConfig, report: &mut 
     if config.app.get_ref().trim().is_empty() {
         report.at(&config.app, "app is empty; set the Fly app name");
     }
-    check_shutdown(expected, config, report);
-    check_build(root, expected, config, report);
+    check_shutdown(expected.binary, config, report);
     check_deploy(expected, config, report);
-    let Some(port) = check_listen_addr(expected.binary.listen_var, expected, config, report) else {
-        return;
-    };
-    check_health(expected, config, port, report);
-    let metrics_port = match expected.binary.metrics_listen_var {
-        Some(var) if config.env.contains_key(var) => {
-            let Some(metrics_port) = check_listen_addr(var, expected, config, report) else {
-                return;
-            };
-            metrics_port
-        }
-        _ => port,
-    };
-    check_metrics(expected, config, metrics_port, report);
+    let stage = check_build(root, expected, config, report);
+    let deployment = deployment(expected, config, stage, report);
+    report
+        .problems
+        .extend(expected.binary.problems(&deployment));
 }
 
-fn check_shutdown(expected: &Expected, config: &FlyConfig, report: &mut Report<'_>) {
+/// The Fly app as a deployment of its binary: the image's stage under `[env]`, the port
+/// `[http_service]` routes, the health checks and `[metrics]`.
+fn deployment(
+    expected: &Expected,
+    config: &FlyConfig,
+    stage: Option<Deployment>,
+    report: &mut Report<'_>,
+) -> Deployment {
+    let name = expected.binary.name;
+    let mut deployment = stage.unwrap_or_default();
+    deployment.name = expected.config.to_owned();
+    for (var, value) in &config.env {
+        deployment
+            .env
+            .insert(var.clone(), report.stated(value, value.get_ref().clone()));
+    }
+    let service = config.http_service.as_ref();
+    match (expected.public, service, config.services.first()) {
+        (true, None, _) => report.push(None, format_args!(
+            "[http_service] is missing, so {name} gets no public HTTPS; add it with internal_port = {}",
+            expected.binary.default_port()
+        )),
+        (false, Some(service), _) => report.at(service, format_args!(
+            "[http_service] makes {name} public, but it serves nothing to the Internet; remove it and keep the top-level [checks]"
+        )),
+        (false, None, Some(services)) => report.at(services, format_args!(
+            "[[services]] exposes {name} through Fly's proxy; remove it and keep the top-level [checks]"
+        )),
+        _ => {}
+    }
+    let request =
+        |port, path: &Option<String>| Request::new(port, Some(path.as_deref().unwrap_or_default()));
+    let get = |check: &&Spanned<Check>| {
+        let method = check.get_ref().method.as_deref();
+        method.is_none_or(|method| method.eq_ignore_ascii_case("GET"))
+    };
+    let mut probes = Vec::new();
+    if let Some(service) = service {
+        let port = &service.get_ref().internal_port;
+        let route = report.stated(port, Request::new(Some(*port.get_ref()), None));
+        let section = report.stated(service, "[http_service]".to_owned());
+        deployment
+            .lists
+            .push(Listed::new(Kind::Route, section, vec![route]));
+        // Fly sends these to internal_port.
+        for check in service.get_ref().checks.iter().filter(get) {
+            let probe = request(Some(*port.get_ref()), &check.get_ref().path);
+            probes.push(report.stated(check, probe));
+        }
+    }
+    for check in config.checks.values().filter(get) {
+        let Check {
+            kind, port, path, ..
+        } = check.get_ref();
+        if kind.as_deref() == Some("http") {
+            probes.push(report.stated(check, request(*port, path)));
+        }
+    }
+    let metrics = config.metrics.iter().flat_map(|metrics| {
+        let entries = metrics.get_ref().as_slice().iter();
+        entries.map(|entry| {
+            report.stated(
+                metrics,
+                request(Some(entry.port), &Some(entry.path.clone())),
+            )
+        })
+    });
+    let whole = |section: &str| Stated::new(section.to_owned(), expected.config, None);
+    let checks = match expected.public {
+        true => "[[http_service.checks]] (GET)",
+        false => "[checks] (type = \"http\", GET)",
+    };
+    deployment
+        .lists
+        .push(Listed::new(Kind::Liveness, whole(checks), probes));
+    deployment.lists.push(Listed::new(
+        Kind::Scrape,
+        whole("[metrics]"),
+        metrics.collect(),
+    ));
+    deployment
+}
+
+fn check_shutdown(binary: &Binary, config: &FlyConfig, report: &mut Report<'_>) {
     let handled = telemetry::HANDLED_SIGNALS;
     if let Some(signal) = &config.kill_signal
         && !handled.contains(&signal.get_ref().as_str())
     {
-        report.at(
-            signal,
-            format_args!(
-                "kill_signal = {:?} is not one of telemetry::HANDLED_SIGNALS ({}), on which the binaries stop gracefully; set one of those",
-                signal.get_ref(),
-                handled.join(", ")
-            ),
-        );
+        report.at(signal, format_args!(
+            "kill_signal = {:?} is not one of telemetry::HANDLED_SIGNALS ({}), on which the binaries stop gracefully; set one of those",
+            signal.get_ref(),
+            handled.join(", ")
+        ));
     }
-    let binary = expected.binary;
-    let minimum = binary.shutdown_budget();
+    let (name, minimum) = (binary.name, binary.shutdown_budget());
     // Whole seconds, rounded up, so the suggested value is enough.
     let suggestion = format!(
         "set kill_timeout = \"{}s\" or more",
         minimum.as_secs_f64().ceil()
     );
     let needs = format!(
-        "{} may take {} = {} s to stop",
-        binary.name,
+        "{name} may take {} = {} s to stop",
         binary.shutdown_terms(),
         minimum.as_secs_f64()
     );
-    match &config.kill_timeout {
-        None => report.file(format_args!(
-            "kill_timeout is unset, so Fly kills {} 5 s after the signal, but {needs}; {suggestion}",
-            binary.name
-        )),
-        Some(value) => match kill_timeout(value.get_ref()) {
-            Some(timeout) if timeout >= minimum => {}
-            Some(timeout) => report.at(
-                value,
-                format_args!(
-                    "kill_timeout is {} s, but {needs}; {suggestion}",
-                    timeout.as_secs_f64()
-                ),
+    let Some(value) = &config.kill_timeout else {
+        let message = format!(
+            "kill_timeout is unset, so Fly kills {name} 5 s after the signal, but {needs}; {suggestion}"
+        );
+        return report.push(None, message);
+    };
+    match kill_timeout(value.get_ref()) {
+        Some(timeout) if timeout >= minimum => {}
+        Some(timeout) => report.at(
+            value,
+            format_args!(
+                "kill_timeout is {} s, but {needs}; {suggestion}",
+                timeout.as_secs_f64()
             ),
-            None => report.at(
-                value,
-                format_args!("kill_timeout is neither seconds nor a duration like \"30s\"; {suggestion}"),
+        ),
+        None => report.at(
+            value,
+            format_args!(
+                "kill_timeout is neither seconds nor a duration like \"30s\"; {suggestion}"
             ),
-        },
+        ),
     }
 }
 
@@ -328,330 +404,127 @@ fn parse_go_duration(text: &str) -> Option<Duration> {
     Some(total)
 }
 
-fn check_build(root: &Path, expected: &Expected, config: &FlyConfig, report: &mut Report<'_>) {
+/// Checks `[build]` and returns the deployment of the Dockerfile stage it builds.
+fn check_build(
+    root: &Path,
+    expected: &Expected,
+    config: &FlyConfig,
+    report: &mut Report<'_>,
+) -> Option<Deployment> {
+    let (name, wanted) = (expected.binary.name, expected.target);
     let Some(build) = &config.build else {
-        report.file(format_args!(
-            "[build] is missing; add dockerfile = \"../Dockerfile\" and build-target = {:?}",
-            expected.target
-        ));
-        return;
+        let fix = format!("add dockerfile = \"../Dockerfile\" and build-target = {wanted:?}");
+        report.push(None, format_args!("[build] is missing; {fix}"));
+        return None;
     };
     let Some(dockerfile) = &build.get_ref().dockerfile else {
         report.at(
             build,
             "[build] dockerfile is unset; set dockerfile = \"../Dockerfile\"",
         );
-        return;
+        return None;
     };
-    // flyctl resolves it against the config's folder, not the working directory.
-    let config_dir = root
-        .join(expected.config)
-        .parent()
-        .map_or_else(|| root.to_owned(), Path::to_owned);
-    let dockerfile_path: PathBuf = config_dir.join(dockerfile.get_ref());
-    let Ok(dockerfile_text) = std::fs::read_to_string(&dockerfile_path) else {
+    // flyctl resolves it against the config's folder; problems name it from the workspace root.
+    let path = dockerfile.get_ref();
+    let file = path
+        .strip_prefix("../")
+        .map_or_else(|| format!("fly/{path}"), str::to_owned);
+    let Ok(text) = std::fs::read_to_string(root.join(&file)) else {
+        let fix = "set dockerfile = \"../Dockerfile\"";
         report.at(
             dockerfile,
-            format_args!(
-                "[build] dockerfile = {:?} (relative to fly/) does not exist; set dockerfile = \"../Dockerfile\"",
-                dockerfile.get_ref()
-            ),
+            format_args!("[build] dockerfile = {path:?} (relative to fly/) does not exist; {fix}"),
         );
-        return;
+        return None;
     };
     let target = match &build.get_ref().build_target {
-        Some(target) if target.get_ref() == expected.target => target,
-        Some(target) => {
-            report.at(
-                target,
-                format_args!(
-                    "[build] build-target = {:?} but {} is built by the Dockerfile stage {:?}; set build-target = {:?}",
-                    target.get_ref(),
-                    expected.binary.name,
-                    expected.target,
-                    expected.target
-                ),
-            );
-            return;
-        }
-        None => {
-            report.at(
-                build,
-                format_args!(
-                    "[build] build-target is unset, so Fly builds the Dockerfile's last stage; set build-target = {:?}",
-                    expected.target
-                ),
-            );
-            return;
+        Some(target) if target.get_ref() == wanted => target,
+        target => {
+            let got = target
+                .as_ref()
+                .map(|target| format!("{:?}", target.get_ref()));
+            let got =
+                got.unwrap_or_else(|| "unset, so Fly builds the Dockerfile's last stage".into());
+            let line = target
+                .as_ref()
+                .map_or(report.line(build), |target| report.line(target));
+            report.push(line, format_args!(
+                "[build] build-target is {got}; {name} is built by the Dockerfile stage {wanted:?}: set build-target = {wanted:?}"
+            ));
+            return None;
         }
     };
-    let stages = dockerfile::stages(&dockerfile_text);
-    let stage = stages
-        .iter()
-        .find(|stage| stage.name.as_deref() == Some(expected.target));
-    match stage.and_then(|stage| stage.entrypoint.as_deref()) {
-        None => report.at(
-            target,
-            format_args!(
-                "the Dockerfile has no stage `AS {}` with an ENTRYPOINT; add it or change build-target",
-                expected.target
-            ),
-        ),
-        Some(program) if program.rsplit('/').next() != Some(expected.binary.name) => report.at(
-            target,
-            format_args!(
-                "the Dockerfile stage {:?} runs {program}, not {}; fix its ENTRYPOINT or build-target",
-                expected.target, expected.binary.name
-            ),
-        ),
-        Some(_) => {}
-    }
+    let stages = dockerfile::stages(&file, &text);
+    dockerfile::find(&stages, &file, &report.stated(target, wanted.to_owned()))
+        .map(|stage| stage.deployment(&file))
+        .map_err(|problem| report.problems.push(problem))
+        .ok()
 }
 
 fn check_deploy(expected: &Expected, config: &FlyConfig, report: &mut Report<'_>) {
     let Some(deploy) = &config.deploy else {
-        report.file("[deploy] is missing; add it with strategy = \"rolling\"");
-        return;
+        return report.push(
+            None,
+            "[deploy] is missing; add it with strategy = \"rolling\"",
+        );
     };
     let section = deploy.get_ref();
     match &section.strategy {
         Some(strategy) if strategy.get_ref() == "rolling" => {}
-        Some(strategy) => report.at(
-            strategy,
-            format_args!(
-                "[deploy] strategy = {:?}; set strategy = \"rolling\" (one Machine at a time, each checked before the next)",
-                strategy.get_ref()
-            ),
-        ),
+        Some(strategy) => report.at(strategy, format_args!(
+            "[deploy] strategy = {:?}; set strategy = \"rolling\" (one Machine at a time, each checked before the next)",
+            strategy.get_ref()
+        )),
         None => report.at(deploy, "[deploy] strategy is unset; set strategy = \"rolling\""),
     }
+    let name = expected.binary.name;
     match (expected.release_command, &section.release_command) {
         (Some(wanted), Some(actual)) if actual.get_ref() == wanted => {}
-        (Some(wanted), Some(actual)) if actual.get_ref().split_whitespace().next() == Some(expected.binary.name) => {
-            report.at(
-                actual,
-                format_args!(
-                    "release_command = {:?} replaces only CMD; the image's ENTRYPOINT is already {}, so this runs `{} {}`; set release_command = {wanted:?}",
-                    actual.get_ref(),
-                    expected.binary.name,
-                    expected.binary.name,
-                    actual.get_ref()
-                ),
-            );
+        (Some(wanted), Some(actual)) => {
+            let got = actual.get_ref();
+            let message = match got.split_whitespace().next() == Some(name) {
+                true => format!("release_command = {got:?} replaces only CMD; the image's ENTRYPOINT is already {name}, so this runs `{name} {got}`; set release_command = {wanted:?}"),
+                false => format!("release_command = {got:?}; set release_command = {wanted:?} (runs `{name} {wanted}` before the new version starts)"),
+            };
+            report.at(actual, message);
         }
-        (Some(wanted), Some(actual)) => report.at(
-            actual,
-            format_args!(
-                "release_command = {:?}; set release_command = {wanted:?} (runs `{} {wanted}` before the new version starts)",
-                actual.get_ref(),
-                expected.binary.name
-            ),
-        ),
-        (Some(wanted), None) => report.at(
-            deploy,
-            format_args!(
-                "[deploy] release_command is unset, so migrations never run; set release_command = {wanted:?}"
-            ),
-        ),
-        (None, Some(actual)) => report.at(
-            actual,
-            "release_command is set, but migrations run once, from fly/api.toml; remove it",
-        ),
+        (Some(wanted), None) => report.at(deploy, format_args!(
+            "[deploy] release_command is unset, so migrations never run; set release_command = {wanted:?}"
+        )),
+        (None, Some(actual)) => report.at(actual, "release_command is set, but migrations run once, from fly/api.toml; remove it"),
         (None, None) => {}
-    }
-}
-
-/// Checks `[env] <listen_var>` and returns its port.
-fn check_listen_addr(
-    var: &str,
-    expected: &Expected,
-    config: &FlyConfig,
-    report: &mut Report<'_>,
-) -> Option<u16> {
-    let binary = expected.binary;
-    let Some(value) = config.env.get(var) else {
-        report.file(format_args!(
-            "[env] {var} is unset, so {} listens on {}, where Fly cannot reach it; set {var} = \"0.0.0.0:{}\"",
-            binary.name,
-            binary.default_listen_addr,
-            binary.default_port()
-        ));
-        return None;
-    };
-    let Ok(addr) = value.get_ref().parse::<SocketAddr>() else {
-        report.at(
-            value,
-            format_args!(
-                "{} = {:?} is not an address like 0.0.0.0:8080; fix it",
-                var,
-                value.get_ref()
-            ),
-        );
-        return None;
-    };
-    if !addr.ip().is_unspecified() {
-        report.at(
-            value,
-            format_args!(
-                "{} = {:?} binds one interface, which Fly's proxy and checks cannot reach; use 0.0.0.0:{}",
-                var,
-                value.get_ref(),
-                addr.port()
-            ),
-        );
-    }
-    if var == binary.listen_var && addr.port() != binary.default_port() {
-        report.at(
-            value,
-            format_args!(
-                "{var} = {:?} is not on the port of {}'s default, {}, which compose/ and the Dockerfile use too; use 0.0.0.0:{}",
-                value.get_ref(),
-                binary.name,
-                binary.default_listen_addr,
-                binary.default_port()
-            ),
-        );
-    }
-    Some(addr.port())
-}
-
-fn check_health(expected: &Expected, config: &FlyConfig, port: u16, report: &mut Report<'_>) {
-    let health_path = expected.binary.health;
-    let is_health = |check: &Check| {
-        check.path.as_deref() == Some(health_path)
-            && check
-                .method
-                .as_deref()
-                .is_none_or(|method| method.eq_ignore_ascii_case("GET"))
-    };
-    if expected.public {
-        let Some(service) = &config.http_service else {
-            report.file(format_args!(
-                "[http_service] is missing, so {} gets no public HTTPS; add it with internal_port = {port}",
-                expected.binary.name
-            ));
-            return;
-        };
-        let service = service.get_ref();
-        if *service.internal_port.get_ref() != port {
-            report.at(
-                &service.internal_port,
-                format_args!(
-                    "[http_service] internal_port = {} but {} listens on {port}; set internal_port = {port}",
-                    service.internal_port.get_ref(),
-                    expected.binary.listen_var
-                ),
-            );
-        }
-        if !service
-            .checks
-            .iter()
-            .any(|check| is_health(check.get_ref()))
-        {
-            report.file(format_args!(
-                "[[http_service.checks]] has no GET {health_path}; add one so a deploy waits for each new Machine"
-            ));
-        }
-    } else {
-        if let Some(service) = &config.http_service {
-            report.at(
-                service,
-                format_args!(
-                    "[http_service] makes {} public, but it serves nothing to the Internet; remove it and keep the top-level [checks]",
-                    expected.binary.name
-                ),
-            );
-        }
-        if let Some(service) = config.services.first() {
-            report.at(
-                service,
-                format_args!(
-                    "[[services]] exposes {} through Fly's proxy; remove it and keep the top-level [checks]",
-                    expected.binary.name
-                ),
-            );
-        }
-        let mut health = config.checks.values().filter(|check| {
-            check.get_ref().kind.as_deref() == Some("http") && is_health(check.get_ref())
-        });
-        match health.next() {
-            None => report.file(format_args!(
-                "no top-level [checks.<name>] with type = \"http\", path = \"{health_path}\"; add one on port {port}"
-            )),
-            Some(check) if check.get_ref().port != Some(port) => report.at(
-                check,
-                format_args!(
-                    "the {health_path} check uses port {:?} but {} listens on {port}; set port = {port}",
-                    check.get_ref().port,
-                    expected.binary.listen_var
-                ),
-            ),
-            Some(_) => {}
-        }
-    }
-}
-
-fn check_metrics(expected: &Expected, config: &FlyConfig, port: u16, report: &mut Report<'_>) {
-    let binary = expected.binary;
-    let path = binary.metrics;
-    let Some(metrics) = &config.metrics else {
-        report.file(format_args!(
-            "[metrics] is missing, so Fly's Prometheus never scrapes {}; add port = {port}, path = \"{path}\"",
-            binary.name
-        ));
-        return;
-    };
-    for entry in metrics.get_ref().as_slice() {
-        if entry.port != port {
-            report.at(
-                metrics,
-                format_args!(
-                    "[metrics] port = {} but {} serves {path} on {port} ({}); set port = {port}",
-                    entry.port,
-                    binary.name,
-                    binary
-                        .metrics_listen_var
-                        .filter(|var| config.env.contains_key(*var))
-                        .unwrap_or(binary.listen_var)
-                ),
-            );
-        }
-        if entry.path != path {
-            report.at(
-                metrics,
-                format_args!(
-                    "[metrics] path = {:?} but {} serves {path}; set path = \"{path}\"",
-                    entry.path, binary.name
-                ),
-            );
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::problem::{Case, assert_cases};
 
-    /// A copy of the workspace's fly/ and Dockerfile, so a test can break one line.
-    fn scratch_root() -> tempfile::TempDir {
-        let root = xtask::util::project_root();
+    const API: &str = "fly/api.toml";
+    const WORKER: &str = "fly/worker.toml";
+
+    /// `fly_problems` of a copy of the workspace's fly/ and Dockerfile after each `(file, from,
+    /// to)` replacement (the first occurrence), as `file[:N]: message`: `:N` says there is a line.
+    fn problems_with(replace: &[(&str, &str, &str)]) -> Vec<String> {
         let scratch = tempfile::tempdir().unwrap();
         std::fs::create_dir(scratch.path().join("fly")).unwrap();
-        for file in ["fly/api.toml", "fly/worker.toml", "Dockerfile"] {
-            std::fs::copy(root.join(file), scratch.path().join(file)).unwrap();
+        for file in [API, WORKER, "Dockerfile"] {
+            let text = std::fs::read_to_string(xtask::util::project_root().join(file)).unwrap();
+            std::fs::write(scratch.path().join(file), text).unwrap();
         }
-        scratch
-    }
-
-    fn replace(root: &Path, file: &str, from: &str, to: &str) {
-        let path = root.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{file} has no {from:?}");
-        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-    }
-
-    fn messages(problems: &[Problem]) -> Vec<String> {
-        problems.iter().map(|p| p.message.clone()).collect()
+        for (file, from, to) in replace {
+            let path = scratch.path().join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains(from), "{file} has no {from:?}");
+            std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+        }
+        let problems = fly_problems(scratch.path());
+        let line = |problem: &Problem| if problem.line.is_some() { ":N" } else { "" };
+        problems
+            .iter()
+            .map(|p| format!("{}{}: {}", p.file, line(p), p.message))
+            .collect()
     }
 
     /// The committed fly configs agree with the binaries and the Dockerfile.
@@ -660,180 +533,71 @@ mod tests {
         assert_eq!(fly_problems(&xtask::util::project_root()), []);
     }
 
-    /// A metrics port that is not the binary's port is reported with file, line and the fix.
+    /// Each broken input and every problem it gives, each matched by a part of its text.
     #[test]
-    fn metrics_port_mismatch_is_reported() {
-        let root = scratch_root();
-        replace(
-            root.path(),
-            "fly/worker.toml",
-            "port = 8081\n  path = \"/metrics\"",
-            "port = 9091\n  path = \"/metrics\"",
-        );
-        let problems = fly_problems(root.path());
-        assert_eq!(problems.len(), 1, "{problems:#?}");
-        let problem = &problems[0];
-        assert!(
-            problem.file == "fly/worker.toml" && problem.line.is_some(),
-            "{problems:#?}"
-        );
-        assert!(
-            problem.message.contains("port = 9091") && problem.message.contains("set port = 8081"),
-            "{problems:#?}"
-        );
-    }
-
-    /// A listen address that moved off the crate's default port is caught, and so is the
-    /// http_service port that no longer matches it.
-    #[test]
-    fn listen_port_mismatch_is_reported() {
-        let root = scratch_root();
-        replace(
-            root.path(),
-            "fly/api.toml",
-            "API_LISTEN_ADDR = \"0.0.0.0:8080\"",
-            "API_LISTEN_ADDR = \"0.0.0.0:3000\"",
-        );
-        let problems = messages(&fly_problems(root.path()));
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("internal_port = 8080")
-                    && p.contains("set internal_port = 3000")),
-            "{problems:#?}"
+    fn each_rule_catches_its_broken_input() {
+        let api = &binaries::API;
+        let budget = api.shutdown_budget().as_secs_f64();
+        let needs = format!(
+            "ampel-api may take {} = {budget} s to stop; set kill_timeout = \"{}s\" or more",
+            api.shutdown_terms(),
+            budget.ceil()
         );
         let default = format!(
-            "ampel-api's default, ampel_api::config::DEFAULT_LISTEN_ADDR ({})",
-            ampel_api::config::DEFAULT_LISTEN_ADDR
+            "is not on the port of ampel-api's default, {}",
+            api.default_listen_addr
         );
-        assert!(
-            problems.iter().any(|p| p.contains(&default)),
-            "{problems:#?}"
+        let signals = telemetry::HANDLED_SIGNALS.join(", ");
+        let env = |file, line: &str| (file, "[env]\n", format!("[env]\n  {line}\n"));
+        let (moved, named, unknown) = (
+            env(API, "API_LISTEN_ADDR = \"0.0.0.0:3000\""),
+            env(API, "API_LISTEN_ADDR = \"localhost:8080\""),
+            env(WORKER, "API_LISTEN_ADDR = \"0.0.0.0:8080\""),
         );
-        assert_eq!(
-            problems.len(),
-            2,
-            "the metrics port is its own: {problems:#?}"
-        );
-    }
-
-    /// With `/metrics` on a port of its own, `[metrics]` must follow that port.
-    #[test]
-    fn metrics_port_follows_the_metrics_listen_addr() {
-        let root = scratch_root();
-        replace(
-            root.path(),
-            "fly/api.toml",
-            "API_METRICS_LISTEN_ADDR = \"0.0.0.0:9091\"",
-            "API_METRICS_LISTEN_ADDR = \"0.0.0.0:9092\"",
-        );
-        let problems = messages(&fly_problems(root.path()));
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("[metrics] port = 9091")
-                    && p.contains("API_METRICS_LISTEN_ADDR")),
-            "{problems:#?}"
-        );
-    }
-
-    /// `release_command = "ampel-api migrate"` would run the server behind the ENTRYPOINT.
-    #[test]
-    fn release_command_repeating_the_entrypoint_is_reported() {
-        let root = scratch_root();
-        replace(
-            root.path(),
-            "fly/api.toml",
-            "release_command = \"migrate\"",
-            "release_command = \"ampel-api migrate\"",
-        );
-        let problems = messages(&fly_problems(root.path()));
-        assert_eq!(problems.len(), 1, "{problems:#?}");
-        assert!(
-            problems[0].contains("runs `ampel-api ampel-api migrate`"),
-            "{problems:#?}"
-        );
-    }
-
-    /// A file that is not TOML is reported with its line, and the other file is still checked.
-    #[test]
-    fn unparsable_config_is_reported_with_its_line() {
-        let root = scratch_root();
-        replace(root.path(), "fly/api.toml", "[env]", "[env");
-        let problems = fly_problems(root.path());
-        assert_eq!(problems.len(), 1, "{problems:#?}");
-        let problem = &problems[0];
-        assert_eq!(problem.file, "fly/api.toml");
-        assert!(problem.line.is_some(), "no line: {problems:#?}");
-        assert!(problem.message.ends_with("; fix the TOML"), "{problems:#?}");
-    }
-
-    /// The worker must not be public, and Fly's 5 s default kill timeout is too short.
-    #[test]
-    fn public_worker_and_default_kill_timeout_are_reported() {
-        let root = scratch_root();
-        replace(
-            root.path(),
-            "fly/worker.toml",
-            "[build]",
-            "[http_service]\n  internal_port = 8081\n\n[build]",
-        );
-        replace(root.path(), "fly/worker.toml", "kill_timeout = \"30s\"", "");
-        let problems = messages(&fly_problems(root.path()));
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("[http_service] makes ampel-worker public")),
-            "{problems:#?}"
-        );
-        assert!(
-            problems.iter().any(|p| p.contains("kill_timeout is unset")),
-            "{problems:#?}"
-        );
-    }
-
-    /// A kill_timeout shorter than the shutdown the crates declare names their constants.
-    #[test]
-    fn short_kill_timeout_names_the_shutdown_constants() {
-        let root = scratch_root();
-        replace(
-            root.path(),
-            "fly/api.toml",
-            "kill_timeout = \"30s\"",
-            "kill_timeout = \"5s\"",
-        );
-        let problems = fly_problems(root.path());
-        assert_eq!(problems.len(), 1, "{problems:#?}");
-        let needs = format!(
-            "ampel-api may take {} = {} s to stop",
-            binaries::API.shutdown_terms(),
-            binaries::API.shutdown_budget().as_secs_f64()
-        );
-        assert!(
-            problems[0].message.starts_with("kill_timeout is 5 s, but ")
-                && problems[0].message.contains(&needs),
-            "{problems:#?}"
-        );
-    }
-
-    /// A kill signal telemetry does not stop on is reported with the ones it does.
-    #[test]
-    fn unhandled_kill_signal_is_reported() {
-        let root = scratch_root();
-        replace(
-            root.path(),
-            "fly/worker.toml",
-            "kill_signal = \"SIGTERM\"",
-            "kill_signal = \"SIGUSR1\"",
-        );
-        let problems = messages(&fly_problems(root.path()));
-        assert_eq!(
-            problems,
-            [format!(
-                "kill_signal = \"SIGUSR1\" is not one of telemetry::HANDLED_SIGNALS ({}), on which the binaries stop gracefully; set one of those",
-                telemetry::HANDLED_SIGNALS.join(", ")
-            )]
-        );
+        let api_entrypoint = "ENTRYPOINT [\"/usr/local/bin/ampel-api\"]";
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[(WORKER, "port = 8081\n  path = \"/metrics\"", "port = 9091\n  path = \"/metrics\"")], &["fly/worker.toml:N: [metrics]: port 9091, path /metrics, but ampel-worker serves /metrics on port 8081 (WORKER_LISTEN_ADDR); use port 8081, path /metrics"]),
+            (&[(API, "path = \"/metrics\"", "path = \"/prometheus\"")], &["fly/api.toml:N: [metrics]: port 9091, path /prometheus, but"]),
+            (&[(WORKER, "[metrics]\n  port = 8081\n  path = \"/metrics\"\n", "")], &["fly/worker.toml: [metrics]: none for ampel-worker; add port 8081, path /metrics"]),
+            // With /metrics on a port of its own, [metrics] follows that port.
+            (&[(API, "0.0.0.0:9091", "0.0.0.0:9092")], &["fly/api.toml:N: [metrics]: port 9091, path /metrics, but ampel-api serves /metrics on port 9092 (API_METRICS_LISTEN_ADDR)"]),
+            (&[(API, "0.0.0.0:9091", "127.0.0.1:9091")], &["fly/api.toml:N: API_METRICS_LISTEN_ADDR=\"127.0.0.1:9091\" binds one interface"]),
+            // An [env] override of the image's address is held to the same rules.
+            (&[(moved.0, moved.1, &moved.2)], &[&format!("fly/api.toml:N: API_LISTEN_ADDR=\"0.0.0.0:3000\" {default}")]),
+            (&[(named.0, named.1, &named.2)], &["fly/api.toml:N: API_LISTEN_ADDR=\"localhost:8080\" is not an address like 0.0.0.0:8080; fix it"]),
+            (&[(unknown.0, unknown.1, &unknown.2)], &["fly/worker.toml:N: API_LISTEN_ADDR is not read by ampel-worker, which listens on WORKER_LISTEN_ADDR; fix the variable's name"]),
+            (&[("Dockerfile", "ENV API_LISTEN_ADDR=0.0.0.0:8080", "ENV API_LISTEN_ADDR=0.0.0.0:3000")], &[&format!("Dockerfile:N: API_LISTEN_ADDR=\"0.0.0.0:3000\" {default}")]),
+            (&[(API, "internal_port = 8080", "internal_port = 3000")], &["fly/api.toml:N: [http_service]: port 3000, but ampel-api serves HTTP on port 8080 (API_LISTEN_ADDR); use port 8080", "fly/api.toml:N: [[http_service.checks]] (GET): port 3000, path /health, but"]),
+            (&[("Dockerfile", "ENV WORKER_LISTEN_ADDR=0.0.0.0:8081\n", "")], &["Dockerfile:N: stage worker sets no WORKER_LISTEN_ADDR, so ampel-worker listens on ampel_worker::DEFAULT_LISTEN_ADDR"]),
+            (&[(API, "path = \"/health\"", "path = \"/ready\"")], &["fly/api.toml:N: [[http_service.checks]] (GET): port 8080, path /ready, but ampel-api serves /health on port 8080 (API_LISTEN_ADDR); use port 8080, path /health"]),
+            (&[(API, "method = \"GET\"", "method = \"POST\"")], &["fly/api.toml: [[http_service.checks]] (GET): none for ampel-api; add port 8080, path /health"]),
+            (&[(WORKER, "port = 8081\n    path", "port = 8082\n    path")], &["fly/worker.toml:N: [checks] (type = \"http\", GET): port 8082, path /health, but ampel-worker serves /health on port 8081"]),
+            (&[(WORKER, "[build]", "[http_service]\n  internal_port = 8081\n\n[build]")], &["fly/worker.toml:N: [http_service] makes ampel-worker public, but it serves nothing to the Internet; remove it"]),
+            (&[(WORKER, "[build]", "[[services]]\n  internal_port = 8081\n\n[build]")], &["fly/worker.toml:N: [[services]] exposes ampel-worker through Fly's proxy; remove it"]),
+            (&[(API, "\n[http_service]", "\n[http_servic]"), (API, "[http_service.", "[http_servic."), (API, "[[http_service.", "[[http_servic.")], &["fly/api.toml: [http_service] is missing, so ampel-api gets no public HTTPS; add it with internal_port = 8080", "fly/api.toml: [[http_service.checks]] (GET): none for ampel-api"]),
+            (&[(API, "kill_timeout = \"30s\"", "kill_timeout = \"5s\"")], &[&format!("fly/api.toml:N: kill_timeout is 5 s, but {needs}")]),
+            (&[(API, "kill_timeout = \"30s\"", "kill_timeout = 5")], &["fly/api.toml:N: kill_timeout is 5 s, but "]),
+            (&[(API, "kill_timeout = \"30s\"", "kill_timeout = \"30 s\"")], &["fly/api.toml:N: kill_timeout is neither seconds nor a duration like \"30s\"; set kill_timeout"]),
+            (&[(WORKER, "kill_timeout = \"30s\"", "")], &["fly/worker.toml: kill_timeout is unset, so Fly kills ampel-worker 5 s after the signal, but ampel-worker may take"]),
+            (&[(WORKER, "kill_signal = \"SIGTERM\"", "kill_signal = \"SIGUSR1\"")], &[&format!("fly/worker.toml:N: kill_signal = \"SIGUSR1\" is not one of telemetry::HANDLED_SIGNALS ({signals}), on which the binaries stop gracefully; set one of those")]),
+            // The release command replaces CMD: repeating the ENTRYPOINT would start the server.
+            (&[(API, "release_command = \"migrate\"", "release_command = \"ampel-api migrate\"")], &["fly/api.toml:N: release_command = \"ampel-api migrate\" replaces only CMD; the image's ENTRYPOINT is already ampel-api, so this runs `ampel-api ampel-api migrate`; set release_command = \"migrate\""]),
+            (&[(API, "release_command = \"migrate\"", "release_command = \"serve\"")], &["fly/api.toml:N: release_command = \"serve\"; set release_command = \"migrate\""]),
+            (&[(API, "release_command = \"migrate\"\n", "")], &["fly/api.toml:N: [deploy] release_command is unset, so migrations never run"]),
+            (&[(WORKER, "strategy = \"rolling\"", "release_command = \"migrate\"\n  strategy = \"canary\"")], &["fly/worker.toml:N: release_command is set, but migrations run once, from fly/api.toml; remove it", "fly/worker.toml:N: [deploy] strategy = \"canary\"; set strategy = \"rolling\""]),
+            (&[(WORKER, "app = \"ampel-worker\"", "app = \"ampel-api\"")], &["fly/worker.toml: app = \"ampel-api\" is also fly/api.toml's app; give each its own name"]),
+            (&[(API, "app = \"ampel-api\"", "app = \" \"")], &["fly/api.toml:N: app is empty; set the Fly app name"]),
+            (&[(API, "build-target = \"api\"", "build-target = \"worker\"")], &["fly/api.toml:N: [build] build-target is \"worker\"; ampel-api is built by the Dockerfile stage \"api\": set build-target = \"api\""]),
+            (&[(API, "build-target = \"api\"\n", "")], &["fly/api.toml:N: [build] build-target is unset, so Fly builds the Dockerfile's last stage; ampel-api is built by"]),
+            (&[(API, "dockerfile = \"../Dockerfile\"", "dockerfile = \"Dockerfile\"")], &["fly/api.toml:N: [build] dockerfile = \"Dockerfile\" (relative to fly/) does not exist; set dockerfile = \"../Dockerfile\""]),
+            (&[(WORKER, "[build]\n  dockerfile = \"../Dockerfile\"\n  build-target = \"worker\"\n", "")], &["fly/worker.toml: [build] is missing; add dockerfile = \"../Dockerfile\" and build-target = \"worker\""]),
+            (&[("Dockerfile", "FROM runtime AS api\n", "FROM runtime AS apx\n")], &["fly/api.toml:N: Dockerfile has no stage `AS api`; add it or change this build target"]),
+            (&[("Dockerfile", "ENTRYPOINT [\"/usr/local/bin/ampel-worker\"]", "")], &["Dockerfile:N: stage worker has no ENTRYPOINT; add ENTRYPOINT [\"/usr/local/bin/ampel-worker\"]"]),
+            (&[("Dockerfile", api_entrypoint, "ENTRYPOINT [\"/usr/local/bin/ampel-worker\"]")], &["Dockerfile:N: ENTRYPOINT runs /usr/local/bin/ampel-worker, but fly/api.toml deploys ampel-api from this stage; fix the ENTRYPOINT or the build target"]),
+            (&[(API, "[env]", "[env")], &["fly/api.toml:N: not a Fly config ("]),
+        ];
+        assert_cases(cases, problems_with);
     }
 
     #[test]

@@ -158,17 +158,12 @@ impl Secrets {
 
 /// Whether a URL's host is this machine: a value exported for local work, not production's.
 fn points_at_this_machine(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
+    let Ok(url) = reqwest::Url::parse(url) else {
         return false;
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = match host_port.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host_port.split(':').next().unwrap_or_default(),
-    };
+    // Hosts of schemes the URL standard does not know (postgres, redis) stay text, IPs too.
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
@@ -271,6 +266,7 @@ mod tests {
             "postgres://ampel:ampel@127.0.0.1:15432/ampel",
             "redis://localhost:6379",
             "http://[::1]:4318",
+            "redis://0.0.0.0:6379",
             "postgres://u:p@LOCALHOST/db",
         ] {
             assert!(points_at_this_machine(url), "{url}");

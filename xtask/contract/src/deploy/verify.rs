@@ -5,9 +5,10 @@
 //! of its Machines stands in: all started, running the image labelled with the revision, every
 //! check passing.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
+use anyhow::{Context as _, anyhow, bail, ensure};
 use otel_testkit::eventually;
 use serde::Deserialize;
 
@@ -19,72 +20,60 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Polls `{base}/health` and `{base}/version` until the version reports `revision`.
 pub fn api(base: &str, revision: &str, timeout: Duration) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()?;
-        let what = format!("{base}/version reporting commit {revision}");
-        eventually(&what, Instant::now(), timeout, || async {
-            look_at_api(&client, base, revision)
-                .await
-                .map_err(|seen| anyhow!(seen))
-        })
-        .await
-        .map_err(|timed_out| {
-            anyhow!(
-                "the api did not report commit {revision} within {} s; last seen: {}",
-                timeout.as_secs(),
-                timed_out.last_seen
-            )
-        })?;
-        Ok(())
-    })
-}
-
-/// The checks wait on Tokio's clock; one thread is enough for one look at a time.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()?;
+    wait(
+        &format!("{base}/version reporting commit {revision}"),
+        &format!("the api did not report commit {revision}"),
+        timeout,
+        || look_at_api(&client, base, revision),
+    )
 }
 
 /// One look: `Ok` when the new version answers, otherwise what was seen instead.
-async fn look_at_api(client: &reqwest::Client, base: &str, revision: &str) -> Result<(), String> {
+async fn look_at_api(client: &reqwest::Client, base: &str, revision: &str) -> anyhow::Result<()> {
     get_ok(client, &format!("{base}/health")).await?;
     let version_url = format!("{base}/version");
-    let response = get_ok(client, &version_url).await?;
-    let version: serde_json::Value = response
+    let version: serde_json::Value = get_ok(client, &version_url)
+        .await?
         .json()
         .await
-        .map_err(|err| format!("GET {version_url} did not answer JSON: {}", chain(&err)))?;
+        .with_context(|| format!("GET {version_url} did not answer JSON"))?;
     match version.get("commit").and_then(serde_json::Value::as_str) {
         Some(commit) if commit == revision => Ok(()),
-        Some(commit) => Err(format!("{version_url} reports commit {commit}")),
-        None => Err(format!("{version_url} has no \"commit\" field: {version}")),
+        Some(commit) => bail!("{version_url} reports commit {commit}"),
+        None => bail!("{version_url} has no \"commit\" field: {version}"),
     }
 }
 
-/// `GET url`, answered with a success status; otherwise what happened instead.
-async fn get_ok(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, String> {
+/// `GET url`, answered with a success status; otherwise what happened instead (with the causes
+/// reqwest keeps out of its own message, e.g. "connection refused").
+async fn get_ok(client: &reqwest::Client, url: &str) -> anyhow::Result<reqwest::Response> {
     let response = client
         .get(url)
         .send()
         .await
-        .map_err(|err| format!("GET {url}: {}", chain(&err)))?;
+        .with_context(|| format!("GET {url}"))?;
     if !response.status().is_success() {
-        return Err(format!("GET {url} answered {}", response.status()));
+        bail!("GET {url} answered {}", response.status());
     }
     Ok(response)
 }
 
+/// The command whose answer stands in for the worker, and the plan shows.
+pub fn status_args(app: &str) -> [&str; 4] {
+    ["status", "--app", app, "--json"]
+}
+
 /// `flyctl status --json`, as far as the check reads it.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Status {
     #[serde(rename = "Machines", default)]
     machines: Vec<Machine>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Machine {
     id: String,
     #[serde(default)]
@@ -95,13 +84,13 @@ struct Machine {
     checks: Vec<CheckStatus>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 struct ImageRef {
     #[serde(default)]
     tag: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct CheckStatus {
     name: String,
     status: String,
@@ -115,77 +104,69 @@ pub fn machines(
     timeout: Duration,
     secrets: &Secrets,
 ) -> anyhow::Result<()> {
-    let args: Vec<String> = ["status", "--app", app, "--json"].map(String::from).into();
-    let args = args.as_slice();
-    let what = format!("{app}'s Machines running {revision} and passing their checks");
+    let args = status_args(app);
     // flyctl is run synchronously inside the probe: the runtime has nothing else to do meanwhile.
-    let look = move || async move {
-        let observation = match flyctl.json::<Status>(args, secrets) {
-            Ok(status) => match unready_machines(&status, revision) {
-                None => return Ok(()),
-                Some(observation) => observation,
-            },
-            Err(failure) => format!(
-                "`{}` failed ({}): {}",
-                flyctl.display(args),
-                failure.status,
-                failure.tail.join(" / ")
-            ),
-        };
-        Err(anyhow!(observation))
+    let look = || async {
+        let status: Status = flyctl
+            .json(&args, secrets)
+            .map_err(|failure| anyhow!(failure.summary()))?;
+        ready(&status, revision)
     };
-    runtime()?
-        .block_on(eventually(&what, Instant::now(), timeout, look))
+    wait(
+        &format!("{app}'s Machines running {revision} and passing their checks"),
+        &format!("{app}'s Machines did not all run {revision} and pass their checks"),
+        timeout,
+        look,
+    )
+}
+
+/// `Ok` when every Machine is started, on `revision` and passing; otherwise what is not.
+fn ready(status: &Status, revision: &str) -> anyhow::Result<()> {
+    ensure!(!status.machines.is_empty(), "no Machines");
+    let mut unready = Vec::new();
+    for machine in &status.machines {
+        let failing: Vec<String> = machine
+            .checks
+            .iter()
+            .filter(|check| check.status != "passing")
+            .map(|check| format!("{}={}", check.name, check.status))
+            .collect();
+        let (state, tag) = (&machine.state, &machine.image_ref.tag);
+        if state != "started" || tag != revision || !failing.is_empty() {
+            let checks = failing.join(", ");
+            unready.push(format!(
+                "Machine {} is {state} on image {tag} with checks [{checks}]",
+                machine.id
+            ));
+        }
+    }
+    ensure!(unready.is_empty(), "{}", unready.join("; "));
+    Ok(())
+}
+
+/// Runs `look` until it passes or `timeout` is over; the error says `failed` and what the last
+/// look saw.
+fn wait<Fut>(
+    what: &str,
+    failed: &str,
+    timeout: Duration,
+    look: impl FnMut() -> Fut,
+) -> anyhow::Result<()>
+where
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    // The checks wait on Tokio's clock; one thread is enough for one look at a time.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(eventually(what, Instant::now(), timeout, look))
         .map_err(|timed_out| {
+            let seconds = timeout.as_secs();
             anyhow!(
-                "{app}'s Machines did not all run {revision} and pass their checks within {} s; last seen: {}",
-                timeout.as_secs(),
+                "{failed} within {seconds} s; last seen: {}",
                 timed_out.last_seen
             )
         })?;
     Ok(())
-}
-
-/// `None` when every Machine is started, on `revision` and passing; otherwise what is not.
-fn unready_machines(status: &Status, revision: &str) -> Option<String> {
-    if status.machines.is_empty() {
-        return Some("no Machines".into());
-    }
-    let unready: Vec<String> = status
-        .machines
-        .iter()
-        .filter_map(|machine| {
-            let failing: Vec<String> = machine
-                .checks
-                .iter()
-                .filter(|check| check.status != "passing")
-                .map(|check| format!("{}={}", check.name, check.status))
-                .collect();
-            let ready = machine.state == "started"
-                && machine.image_ref.tag == revision
-                && failing.is_empty();
-            (!ready).then(|| {
-                format!(
-                    "Machine {} is {} on image {} with checks [{}]",
-                    machine.id,
-                    machine.state,
-                    machine.image_ref.tag,
-                    failing.join(", ")
-                )
-            })
-        })
-        .collect();
-    (!unready.is_empty()).then(|| unready.join("; "))
-}
-
-/// An error with its causes, which reqwest keeps out of `Display` (e.g. "connection refused").
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

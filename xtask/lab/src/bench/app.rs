@@ -1,7 +1,8 @@
-//! The release binaries as processes pinned to the server core, and what /proc says about them.
+//! The release binaries (built, or found in `--binaries`), the two cores, and what /proc and
+//! their logs say about the running processes.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,7 +18,7 @@ pub const LOAD_CPU: usize = 1;
 
 /// Variables of the developer's shell that would change what the binaries do; every run sets
 /// the ones it wants itself.
-const SCRUBBED_PREFIXES: &[&str] = &[
+pub const SCRUBBED_PREFIXES: &[&str] = &[
     "OTEL_",
     "RUST_LOG",
     "AMPEL_",
@@ -52,32 +53,6 @@ pub fn binaries_in(dir: &Path) -> anyhow::Result<Binaries> {
 /// A free port on 127.0.0.1.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
     apps::free_port(Ipv4Addr::LOCALHOST.into())
-}
-
-/// Starts `wrapper… binary` on [`SERVER_CPU`] with `env` over a scrubbed environment,
-/// stdout and stderr going to `log` (the JSON logs land there, as they would in a file
-/// collected by a log shipper).
-pub fn start(
-    name: &str,
-    binary: &Path,
-    wrapper: &[String],
-    env: &[(String, String)],
-    listen: SocketAddr,
-    log: PathBuf,
-) -> anyhow::Result<App> {
-    let mut command = tokio::process::Command::new("taskset");
-    command
-        .arg("-c")
-        .arg(SERVER_CPU.to_string())
-        .args(wrapper)
-        .arg(binary);
-    apps::scrub(&mut command, SCRUBBED_PREFIXES);
-    command.envs(env.iter().map(|(key, value)| (key, value)));
-    let hint = format!(
-        "start {} under taskset: is util-linux installed (`apt-get install -y util-linux`)?",
-        binary.display()
-    );
-    App::spawn(name, command, &hint, listen, log)
 }
 
 /// User + system CPU time `app` has used so far (all its threads, so the exporters'
@@ -127,7 +102,7 @@ pub fn cpu_times(pid: &str) -> anyhow::Result<(Duration, Duration)> {
 }
 
 /// CPU time spent on the load core: this process (the sink, the fake provider) and the children
-/// it has reaped (wrk, curl). A load core near its limit caps throughput whatever the server
+/// it has reaped (wrk). A load core near its limit caps throughput whatever the server
 /// does, so the tables report it beside req/s.
 pub fn load_cpu() -> anyhow::Result<Duration> {
     let (own, children) = cpu_times("self")?;

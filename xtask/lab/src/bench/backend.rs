@@ -8,19 +8,18 @@
 
 use std::time::Duration;
 
-use super::app::{self, LogFile};
-use super::ctx::{Ctx, Telemetry, median};
-use super::load::{Route, wrk};
-use super::report::{self, Table, Target};
-use super::sink::{Hung, Sink, refusing};
+use otel_testkit::sink::{Hung, Sink};
+
+use super::app;
+use super::ctx::{Ctx, Export, median_by};
+use super::load::{ApiRun, Route, api_run};
+use super::report::{Columns, Table, Target};
 use xtask::flags::BenchTable;
 
 /// Table 2.
 #[derive(Debug, serde::Serialize)]
 pub struct Backend {
     pub rows: Vec<Row>,
-    pub load_before: String,
-    pub load_after: String,
 }
 
 /// One kind of backend: medians over the rounds (RSS growth and shutdown: the worst round).
@@ -41,157 +40,39 @@ pub struct Row {
     pub received_spans: u64,
     pub received_logs: u64,
     pub shutdown_s: f64,
-    pub runs: Vec<Run>,
-}
-
-/// One run on a fresh server.
-#[derive(Debug, serde::Serialize)]
-pub struct Run {
-    pub rps: f64,
-    pub p99_us: f64,
-    pub rss_start: u64,
-    pub rss_end: u64,
-    /// Requests between the two RSS readings.
-    pub requests: u64,
-    pub dropped_spans: u64,
-    pub dropped_logs: u64,
-    pub received_spans: u64,
-    pub received_logs: u64,
-    pub shutdown_s: f64,
+    pub runs: Vec<ApiRun>,
 }
 
 const KINDS: [&str; 3] = ["live", "refused", "hung"];
 
 /// Load before the first RSS reading: long enough for the export queues to fill (a dead
 /// backend's at once), and for the Prometheus recorder, which buffers histogram samples until
-/// its upkeep folds them every 5 s, to reach its working size. Seen here: RSS rises for about
-/// 5 s of load, then stays flat.
+/// its upkeep folds them every 5 s, to reach its working size (docs/performance.md).
 const SETTLE: Duration = Duration::from_secs(7);
 
-async fn run(ctx: &Ctx) -> anyhow::Result<Backend> {
-    let load_before = report::loadavg();
-    let route = Route::trivial();
-    let mut runs: [Vec<Run>; 3] = Default::default();
-    for round in 0..ctx.plan.rounds {
-        // Rotate the order each round, as the overhead table alternates off and on.
-        for offset in 0..KINDS.len() {
-            let index = (round + offset) % KINDS.len();
-            eprintln!(
-                "backend: {} round {}/{}",
-                KINDS[index],
-                round + 1,
-                ctx.plan.rounds
-            );
-            runs[index].push(measure(ctx, &route, KINDS[index], round).await?);
-        }
-    }
-    let medians: Vec<(f64, f64)> = runs
-        .iter()
-        .map(|runs| {
-            (
-                median(&runs.iter().map(|run| run.rps).collect::<Vec<_>>()),
-                median(&runs.iter().map(|run| run.p99_us).collect::<Vec<_>>()),
-            )
-        })
-        .collect();
-    let (live_rps, live_p99) = medians[0];
-    let rows = KINDS
-        .iter()
-        .zip(runs)
-        .zip(&medians)
-        .map(|((backend, runs), &(rps, p99_us))| {
-            let worst = runs
-                .iter()
-                .max_by(|a, b| growth(a).total_cmp(&growth(b)))
-                .expect("at least one round");
-            let sum = |field: fn(&Run) -> u64| runs.iter().map(field).sum();
-            Row {
-                backend,
-                rps,
-                p99_us,
-                rps_ratio: rps / live_rps,
-                p99_ratio: p99_us / live_p99,
-                rss_start: worst.rss_start,
-                rss_end: worst.rss_end,
-                rss_growth: growth(worst),
-                requests: worst.requests,
-                dropped_spans: sum(|run| run.dropped_spans),
-                dropped_logs: sum(|run| run.dropped_logs),
-                received_spans: sum(|run| run.received_spans),
-                received_logs: sum(|run| run.received_logs),
-                shutdown_s: runs.iter().map(|run| run.shutdown_s).fold(0.0, f64::max),
-                runs,
-            }
-        })
-        .collect();
-    Ok(Backend {
-        rows,
-        load_before,
-        load_after: report::loadavg(),
-    })
+fn rps(run: &ApiRun) -> f64 {
+    run.wrk.rps
 }
 
-fn growth(run: &Run) -> f64 {
+fn p99(run: &ApiRun) -> f64 {
+    run.wrk.p99_us
+}
+
+fn growth(run: &ApiRun) -> f64 {
     run.rss_end as f64 / run.rss_start as f64 - 1.0
 }
 
-async fn measure(ctx: &Ctx, route: &Route, kind: &str, round: usize) -> anyhow::Result<Run> {
-    // Each holds its endpoint open for the whole run.
-    let (sink, _hung, base_url) = match kind {
-        "live" => {
-            let sink = Sink::start().await?;
-            let url = sink.base_url();
-            (Some(sink), None, url)
-        }
-        "refused" => (None, None, format!("http://{}", refusing()?)),
-        _ => {
-            let hung = Hung::start().await?;
-            let url = format!("http://{}", hung.addr());
-            (None, Some(hung), url)
-        }
-    };
-    let log_name = format!("backend-{kind}-{round}.log");
-    let app = ctx.start_api(&Telemetry::to(&base_url), &log_name).await?;
-    let log = app.log.clone();
-    let c = ctx.plan.connections;
-    wrk(
-        &app.base_url,
-        route,
-        c,
-        SETTLE.max(ctx.plan.warmup),
-        &ctx.dir,
-    )
-    .await?;
-    let rss_start = app::rss(&app)?;
-    let measured = wrk(&app.base_url, route, c, ctx.plan.duration, &ctx.dir).await?;
-    let mut requests = measured.requests;
-    while requests < ctx.plan.rss_requests {
-        requests += wrk(&app.base_url, route, c, ctx.plan.duration, &ctx.dir)
-            .await?
-            .requests;
-    }
-    let rss_end = app::rss(&app)?;
-    let shutdown = app.stop(Duration::from_secs(15)).await?;
-    let written = LogFile::read(&log, route.template)?;
-    std::fs::remove_file(&log)?;
-    let tally = sink
-        .as_ref()
-        .map(Sink::received)
-        .transpose()?
-        .unwrap_or_default();
-    Ok(Run {
-        rps: measured.rps,
-        p99_us: measured.p99_us,
-        rss_start,
-        rss_end,
-        requests,
-        dropped_spans: written.dropped_spans,
-        dropped_logs: written.dropped_logs,
-        received_spans: tally.total_spans(),
-        received_logs: tally.total_logs(),
-        shutdown_s: shutdown.as_secs_f64(),
-    })
-}
+const COLUMNS: Columns = Columns(&[
+    ("backend", -8),
+    ("req/s", 9),
+    ("ratio", 6),
+    ("p99 µs", 8),
+    ("ratio", 6),
+    ("RSS MiB start->end", 22),
+    ("dropped spans/logs", 17),
+    ("recv spans/logs", 17),
+    ("SIGTERM s", 10),
+]);
 
 impl Table for Backend {
     const TABLE: BenchTable = BenchTable::Backend;
@@ -199,41 +80,82 @@ impl Table for Backend {
         "2. Dead and hung OTLP backend vs live (trivial route, telemetry on)";
 
     async fn measure(ctx: &Ctx) -> anyhow::Result<Self> {
-        run(ctx).await
+        let route = Route::trivial();
+        let runs = ctx
+            .rounds("backend:", KINDS, async |kind, _| {
+                // Each holds its endpoint open for the whole run.
+                let export = match kind {
+                    0 => Export::Live(Sink::start().await?),
+                    1 => Export::Refused(app::free_addr()?),
+                    _ => Export::Hung(Hung::start().await?),
+                };
+                let warmup = SETTLE.max(ctx.plan.warmup);
+                api_run(
+                    ctx,
+                    &route,
+                    &export,
+                    warmup,
+                    ctx.plan.rss_requests,
+                    "backend",
+                )
+                .await
+            })
+            .await?;
+        let live = &runs[0];
+        let (live_rps, live_p99) = (median_by(live, rps), median_by(live, p99));
+        let rows = KINDS
+            .iter()
+            .zip(runs)
+            .map(|(backend, runs)| {
+                let worst = runs
+                    .iter()
+                    .max_by(|a, b| growth(a).total_cmp(&growth(b)))
+                    .expect("at least one round");
+                let sum = |field: fn(&ApiRun) -> u64| runs.iter().map(field).sum();
+                let (rps, p99_us) = (median_by(&runs, rps), median_by(&runs, p99));
+                Row {
+                    backend,
+                    rps,
+                    p99_us,
+                    rps_ratio: rps / live_rps,
+                    p99_ratio: p99_us / live_p99,
+                    rss_start: worst.rss_start,
+                    rss_end: worst.rss_end,
+                    rss_growth: growth(worst),
+                    requests: worst.requests,
+                    dropped_spans: sum(|run| run.written.dropped_spans),
+                    dropped_logs: sum(|run| run.written.dropped_logs),
+                    received_spans: sum(|run| run.spans_received + run.other_spans_received),
+                    received_logs: sum(|run| run.logs_received),
+                    shutdown_s: runs.iter().map(|run| run.shutdown_s).fold(0.0, f64::max),
+                    runs,
+                }
+            })
+            .collect();
+        Ok(Backend { rows })
     }
 
     fn print(&self, ctx: &Ctx) {
-        println!(
-            "   load average {} -> {}",
-            self.load_before, self.load_after
-        );
-        println!(
-            "   {:<8} {:>9} {:>6} {:>8} {:>6} {:>22} {:>17} {:>17} {:>10}",
-            "backend",
-            "req/s",
-            "ratio",
-            "p99 µs",
-            "ratio",
-            "RSS MiB start->end",
-            "dropped spans/logs",
-            "recv spans/logs",
-            "SIGTERM s"
-        );
+        COLUMNS.print_heading();
         for row in &self.rows {
-            println!(
-                "   {:<8} {:>9.0} {:>6.3} {:>8.0} {:>6.3} {:>11.1}->{:<6.1}{:>+4.0}% {:>17} {:>17} {:>10.2}",
-                row.backend,
-                row.rps,
-                row.rps_ratio,
-                row.p99_us,
-                row.p99_ratio,
-                row.rss_start as f64 / 1048576.0,
-                row.rss_end as f64 / 1048576.0,
-                row.rss_growth * 100.0,
+            let mib = |bytes: u64| bytes as f64 / 1048576.0;
+            let cells = [
+                row.backend.to_owned(),
+                format!("{:.0}", row.rps),
+                format!("{:.3}", row.rps_ratio),
+                format!("{:.0}", row.p99_us),
+                format!("{:.3}", row.p99_ratio),
+                format!(
+                    "{:>11.1}->{:<6.1}{:>+4.0}%",
+                    mib(row.rss_start),
+                    mib(row.rss_end),
+                    row.rss_growth * 100.0
+                ),
                 format!("{}/{}", row.dropped_spans, row.dropped_logs),
                 format!("{}/{}", row.received_spans, row.received_logs),
-                row.shutdown_s
-            );
+                format!("{:.2}", row.shutdown_s),
+            ];
+            println!("{}", COLUMNS.row(&cells));
         }
         println!(
             "   RSS from after the warm-up to after {} more requests; dropped counts as the SDK reports them at shutdown",
@@ -244,28 +166,16 @@ impl Table for Backend {
     fn targets(&self) -> Vec<Target> {
         let mut targets = Vec::new();
         for row in self.rows.iter().filter(|row| row.backend != "live") {
-            targets.push(Target::new(
-                format!("{} backend: p99 vs live", row.backend),
-                row.p99_ratio,
-                "<= 1.05",
-                row.p99_ratio <= 1.05,
-            ));
+            let what = format!("{} backend: p99 vs live", row.backend);
+            targets.push(Target::at_most(what, row.p99_ratio, 1.05));
         }
         for row in &self.rows {
-            targets.push(Target::new(
-                // Growth is what a queue without bounds would show; RSS may also fall
-                // (the allocator handing back memory), which is no leak.
-                format!("{} backend: RSS growth over the run (%)", row.backend),
-                row.rss_growth * 100.0,
-                "<= 10",
-                row.rss_growth <= 0.10,
-            ));
-            targets.push(Target::new(
-                format!("{} backend: SIGTERM to exit (s)", row.backend),
-                row.shutdown_s,
-                "<= 4",
-                row.shutdown_s <= 4.0,
-            ));
+            // Growth is what a queue without bounds would show; RSS may also fall (the
+            // allocator handing back memory), which is no leak.
+            let what = format!("{} backend: RSS growth over the run (%)", row.backend);
+            targets.push(Target::at_most(what, row.rss_growth * 100.0, 10.0));
+            let what = format!("{} backend: SIGTERM to exit (s)", row.backend);
+            targets.push(Target::at_most(what, row.shutdown_s, 4.0));
         }
         targets
     }

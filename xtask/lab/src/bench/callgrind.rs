@@ -4,7 +4,7 @@
 //!
 //! The process starts with instrumentation off (start-up, migrations and connection set-up are
 //! not per-request costs); a warm-up fills the pools; then instrumentation goes on, exactly `N`
-//! requests are sent with curl, and with telemetry on the bench waits until the sink holds every
+//! requests are sent one after the other, and with telemetry on the bench waits until the sink holds every
 //! span and log record of those requests, so their export is inside the measurement; then one
 //! dump. Instructions per request = the dump's total / N. `callgrind_annotate` of each dump is kept
 //! beside it, for finding where the cost went.
@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::app::{self, App, LogFile, free_addr};
-use super::ctx::Ctx;
-use super::load::{Route, curl};
-use super::sink::Sink;
+use otel_testkit::sink::Sink;
+
+use super::app::{self, App, LogFile};
+use super::ctx::{Ctx, Export, Service};
+use super::load::{Route, exactly};
 
 /// Requests before instrumentation goes on: fills the database pool and every lazy static.
 const WARMUP_REQUESTS: u64 = 200;
@@ -37,24 +38,21 @@ pub struct Profile {
     pub annotate_inclusive: PathBuf,
 }
 
-/// Runs the api (`env` decides telemetry on or off) under callgrind and counts instructions
-/// per request on `route`. With a `sink`, waits for the requests' spans and logs to arrive there
-/// before the dump.
+/// Runs the api exporting to `export` under callgrind and counts instructions per request on
+/// `route`. With a live sink, waits for the requests' spans and logs to arrive there before the
+/// dump.
 pub async fn measure(
     ctx: &Ctx,
     label: &str,
-    env: &[(String, String)],
+    export: &Export,
     route: &Route,
-    sink: Option<&Sink>,
 ) -> anyhow::Result<Profile> {
     let (dir, requests) = (ctx.dir.as_path(), ctx.plan.callgrind_requests);
     let out = dir.join(format!("callgrind-{label}"));
     for stale in [out.clone(), dump_path(&out)] {
         let _ = std::fs::remove_file(stale);
     }
-    let listen = free_addr()?;
-    let mut env = env.to_vec();
-    env.push(("API_LISTEN_ADDR".into(), listen.to_string()));
+    let mut env = ctx.env(Service::Api, export);
     // Under valgrind requests run ~50 times slower. With the stack's 500 ms export delay a
     // batch would hold a few dozen items, and the per-batch cost (one HTTP request) would be
     // spread over far fewer requests than at real load, where batches fill to 512 long before
@@ -69,23 +67,17 @@ pub async fn measure(
         format!("--callgrind-out-file={}", out.display()),
     ];
     let log = dir.join(format!("callgrind-{label}.log"));
-    let mut app = app::start(
-        "ampel-api (callgrind)",
-        &ctx.binaries.api,
-        &wrapper,
-        &env,
-        listen,
-        log,
-    )?;
-    app.ready("/health").await?;
-    curl(&app.base_url, route, WARMUP_REQUESTS, dir).await?;
-    if let Some(sink) = sink {
+    let app = ctx
+        .start_on(Service::Api, app::free_addr()?, &wrapper, env, log)
+        .await?;
+    exactly(ctx, &app.base_url, route, WARMUP_REQUESTS).await?;
+    if let Some(sink) = export.sink() {
         // The warm-up's export must not land inside the measurement.
         exported(sink, &app, route, WARMUP_REQUESTS).await?;
     }
     control(&app, &["--instr=on"]).await?;
-    curl(&app.base_url, route, requests, dir).await?;
-    if let Some(sink) = sink {
+    exactly(ctx, &app.base_url, route, requests).await?;
+    if let Some(sink) = export.sink() {
         exported(sink, &app, route, WARMUP_REQUESTS + requests).await?;
     }
     control(&app, &["--dump"]).await?;
@@ -126,28 +118,18 @@ fn dump_path(out: &Path) -> PathBuf {
 /// as the api has written JSON lines so far: every item of the requests so far was exported.
 async fn exported(sink: &Sink, app: &App, route: &Route, spans: u64) -> anyhow::Result<()> {
     let name = route.span_name();
-    let tally = sink
-        .until(EXPORT_DEADLINE, |tally| tally.spans_named(&name) >= spans)
-        .await;
-    anyhow::ensure!(
-        tally.spans_named(&name) >= spans,
-        "only {} of {spans} {name:?} spans reached the sink within {}s under valgrind (got {:?}); see {}",
-        tally.spans_named(&name),
-        EXPORT_DEADLINE.as_secs(),
-        tally.spans,
-        app.log.display()
-    );
+    let log = app.log.display();
+    let what = format!("{spans} {name:?} spans at the sink under valgrind (see {log})");
+    sink.until(&what, EXPORT_DEADLINE, |received| {
+        received.spans_named(&name) >= spans
+    })
+    .await?;
     let written = LogFile::read(&app.log, route.template)?.lines;
-    let tally = sink
-        .until(EXPORT_DEADLINE, |tally| tally.total_logs() >= written)
-        .await;
-    anyhow::ensure!(
-        tally.total_logs() >= written,
-        "only {} of {written} log records reached the sink within {}s under valgrind; see {}",
-        tally.total_logs(),
-        EXPORT_DEADLINE.as_secs(),
-        app.log.display()
-    );
+    let what = format!("{written} log records at the sink under valgrind (see {log})");
+    sink.until(&what, EXPORT_DEADLINE, |received| {
+        received.total_logs() >= written
+    })
+    .await?;
     Ok(())
 }
 

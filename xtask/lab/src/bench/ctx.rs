@@ -1,13 +1,17 @@
 //! What every table is given: the plan, the release binaries, the datastores and this run's
-//! queue, and how to start the api with telemetry off, or on against a counting sink.
+//! queue; the one way to start a measured app (with its telemetry off, or exporting to a live,
+//! refusing or hung endpoint), and the rounds every comparison runs in.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use otel_testkit::otlp::{LOGS_PATH, TRACES_PATH};
+use otel_testkit::sink::{Hung, Received, Sink};
 
-use super::app::{self, Binaries};
-use super::sink::Sink;
+use super::app::{self, App, Binaries};
+use crate::e2e::apps;
 use xtask::compose::{self, ComposeFile};
 
 /// How long each part runs; `--quick` trades precision for a run of under 3 minutes.
@@ -78,38 +82,83 @@ pub struct Ctx {
     compose: ComposeFile,
 }
 
-/// Telemetry as a run configures it.
-pub enum Telemetry {
-    /// `AMPEL_TELEMETRY=off`: the baseline.
-    Off,
-    /// Everything on, exporting traces and logs to these OTLP/HTTP endpoints.
-    On { traces: String, logs: String },
+/// The two binaries measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Worker,
 }
 
-impl Telemetry {
-    /// Both signals to one OTLP/HTTP base URL (`/v1/traces`, `/v1/logs`).
-    pub fn to(base_url: &str) -> Self {
-        Self::On {
-            traces: format!("{base_url}/v1/traces"),
-            logs: format!("{base_url}/v1/logs"),
+impl Service {
+    /// Its service in `compose/compose.yaml`.
+    fn compose_name(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Worker => "worker",
         }
     }
 
-    /// A live counting sink and the telemetry pointed at it when `on`, else no sink and
-    /// [`Telemetry::Off`].
-    pub async fn with_sink(on: bool) -> anyhow::Result<(Option<Sink>, Self)> {
-        if !on {
-            return Ok((None, Self::Off));
+    fn listen_var(self) -> &'static str {
+        match self {
+            Self::Api => ampel_api::config::LISTEN_ADDR_VAR,
+            Self::Worker => ampel_worker::LISTEN_ADDR_VAR,
         }
-        let sink = Sink::start().await?;
-        let telemetry = Self::to(&sink.base_url());
-        Ok((Some(sink), telemetry))
+    }
+}
+
+/// Where a run's telemetry goes. Each holds its endpoint open for as long as it lives.
+pub enum Export {
+    /// `AMPEL_TELEMETRY=off`: the baseline.
+    Off,
+    /// Everything on, exporting traces and logs to a live counting sink.
+    Live(Sink),
+    /// An address where nothing listens: every export attempt is refused at once. (Bound, read
+    /// and released; another process could take it meanwhile, which would show as received
+    /// items.)
+    Refused(SocketAddr),
+    /// A listener that accepts connections and never answers.
+    Hung(Hung),
+}
+
+impl Export {
+    /// `on`: a fresh live sink; else [`Export::Off`].
+    pub async fn live_if(on: bool) -> anyhow::Result<Self> {
+        Ok(if on {
+            Self::Live(Sink::start().await?)
+        } else {
+            Self::Off
+        })
     }
 
+    /// The label of the run's log file.
     pub fn label(&self) -> &'static str {
         match self {
             Self::Off => "off",
-            Self::On { .. } => "on",
+            Self::Live(_) => "live",
+            Self::Refused(_) => "refused",
+            Self::Hung(_) => "hung",
+        }
+    }
+
+    pub fn sink(&self) -> Option<&Sink> {
+        match self {
+            Self::Live(sink) => Some(sink),
+            _ => None,
+        }
+    }
+
+    /// What the sink got (nothing unless live); fails on requests that were not OTLP protobuf.
+    pub fn received(&self) -> anyhow::Result<Received> {
+        self.sink()
+            .map_or_else(|| Ok(Received::default()), Sink::received)
+    }
+
+    fn base_url(&self) -> Option<String> {
+        match self {
+            Self::Off => None,
+            Self::Live(sink) => Some(sink.base_url()),
+            Self::Refused(addr) => Some(format!("http://{addr}")),
+            Self::Hung(hung) => Some(hung.base_url()),
         }
     }
 }
@@ -147,54 +196,97 @@ impl Ctx {
         })
     }
 
-    /// Starts the api binary with `telemetry` on a free port, its output in `logs/{log}`, and
-    /// waits until it answers.
-    pub async fn start_api(&self, telemetry: &Telemetry, log: &str) -> anyhow::Result<app::App> {
-        let listen = app::free_addr()?;
-        let mut env = self.env("api", telemetry);
-        env.push(("API_LISTEN_ADDR".into(), listen.to_string()));
-        let log = self.logs.path().join(log);
-        let mut api = app::start("ampel-api", &self.binaries.api, &[], &env, listen, log)?;
-        api.ready("/health").await?;
-        Ok(api)
+    /// Starts `service` with `env` on a free 127.0.0.1 port, its output in `log`; see
+    /// [`Ctx::start_on`].
+    pub async fn start(
+        &self,
+        service: Service,
+        env: Vec<(String, String)>,
+        log: PathBuf,
+    ) -> anyhow::Result<App> {
+        self.start_on(service, app::free_addr()?, &[], env, log)
+            .await
     }
 
-    /// The environment of `service` (`api` or `worker`): the datastores, this run's queue, and
-    /// telemetry as compose configures it for the stack (`RUST_LOG`, protocol, export delays),
-    /// pointed at the given endpoints.
-    pub fn env(&self, service: &str, telemetry: &Telemetry) -> Vec<(String, String)> {
+    /// Starts `wrapper… binary` of `service` on [`app::SERVER_CPU`], listening on `listen`,
+    /// with `env` over a scrubbed environment, stdout and stderr going to `log` (the JSON logs
+    /// land there, as they would in a file collected by a log shipper). The api is waited for
+    /// until it answers; the worker is not (its run is timed by the calls it makes, which may
+    /// begin at once).
+    pub async fn start_on(
+        &self,
+        service: Service,
+        listen: SocketAddr,
+        wrapper: &[String],
+        env: Vec<(String, String)>,
+        log: PathBuf,
+    ) -> anyhow::Result<App> {
+        let (name, binary) = match service {
+            Service::Api => ("ampel-api", &self.binaries.api),
+            Service::Worker => ("ampel-worker", &self.binaries.worker),
+        };
+        let mut command = tokio::process::Command::new("taskset");
+        let server_cpu = app::SERVER_CPU.to_string();
+        command.args(["-c", &server_cpu]).args(wrapper).arg(binary);
+        apps::scrub(&mut command, app::SCRUBBED_PREFIXES);
+        command
+            .envs(env)
+            .env(service.listen_var(), listen.to_string());
+        let hint = format!(
+            "start {} under taskset: is util-linux installed (`apt-get install -y util-linux`)?",
+            binary.display()
+        );
+        let mut app = App::spawn(name, command, &hint, listen, log)?;
+        if service == Service::Api {
+            app.ready(ampel_api::routes::HEALTH).await?;
+        }
+        Ok(app)
+    }
+
+    /// The environment of `service`: the datastores, this run's queue, and telemetry as
+    /// compose configures it for the stack (`RUST_LOG`, protocol, export delays), exporting to
+    /// `export`'s endpoint.
+    pub fn env(&self, service: Service, export: &Export) -> Vec<(String, String)> {
         let mut env = vec![
             ("DATABASE_URL".to_owned(), self.database_url.clone()),
             ("REDIS_URL".to_owned(), self.redis_url.clone()),
             ("JOB_QUEUE".to_owned(), self.queue.clone()),
         ];
-        match telemetry {
-            Telemetry::Off => env.push(("AMPEL_TELEMETRY".into(), "off".into())),
-            Telemetry::On { traces, logs } => {
-                let from_compose = [
-                    "RUST_LOG",
-                    "OTEL_EXPORTER_OTLP_PROTOCOL",
-                    "OTEL_BSP_SCHEDULE_DELAY",
-                    "OTEL_BLRP_SCHEDULE_DELAY",
-                ];
-                if let Some(service) = self.compose.services.get(service) {
-                    for key in from_compose {
-                        if let Some(value) = service.env(key) {
-                            let value = compose::interpolate(&value, |key| std::env::var(key).ok());
-                            env.push((key.to_owned(), value));
-                        }
-                    }
-                }
-                env.push(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".into(), traces.clone()));
-                env.push(("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT".into(), logs.clone()));
+        match export.base_url() {
+            None => env.push(("AMPEL_TELEMETRY".into(), "off".into())),
+            Some(base_url) => {
+                env.extend(self.telemetry_from_compose(service));
+                let traces = format!("{base_url}{TRACES_PATH}");
+                env.push(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".into(), traces));
+                let logs = format!("{base_url}{LOGS_PATH}");
+                env.push(("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT".into(), logs));
             }
         }
         env
     }
 
+    fn telemetry_from_compose(&self, service: Service) -> Vec<(String, String)> {
+        let keys = [
+            "RUST_LOG",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "OTEL_BLRP_SCHEDULE_DELAY",
+        ];
+        let Some(service) = self.compose.services.get(service.compose_name()) else {
+            return Vec::new();
+        };
+        keys.into_iter()
+            .filter_map(|key| {
+                let value = service.env(key)?;
+                let value = compose::interpolate(&value, |key| std::env::var(key).ok());
+                Some((key.to_owned(), value))
+            })
+            .collect()
+    }
+
     /// `RUST_LOG` of the runs with telemetry on, for the report.
     pub fn rust_log(&self) -> String {
-        self.env("api", &Telemetry::to(""))
+        self.telemetry_from_compose(Service::Api)
             .into_iter()
             .find(|(key, _)| key == "RUST_LOG")
             .map_or_else(
@@ -206,22 +298,13 @@ impl Ctx {
     /// The ids of repositories `ampel-bench/{name}`, created through the api (telemetry off)
     /// if new.
     pub async fn repositories(&self, names: &[&str]) -> anyhow::Result<Vec<i64>> {
-        let listen = app::free_addr()?;
-        let mut env = self.env("api", &Telemetry::Off);
-        env.push(("API_LISTEN_ADDR".into(), listen.to_string()));
-        let log = self.dir.join("setup-api.log");
-        let mut app = app::start(
-            "ampel-api (setup)",
-            &self.binaries.api,
-            &[],
-            &env,
-            listen,
-            log,
-        )?;
-        app.ready("/health").await?;
+        let env = self.env(Service::Api, &Export::Off);
+        let app = self
+            .start(Service::Api, env, self.dir.join("setup-api.log"))
+            .await?;
+        let url = format!("{}/api/repositories", app.base_url);
         let mut ids = Vec::new();
         for name in names {
-            let url = format!("{}/api/repositories", app.base_url);
             let created = self
                 .http
                 .post(&url)
@@ -260,6 +343,27 @@ impl Ctx {
         app.stop(Duration::from_secs(15)).await?;
         Ok(ids)
     }
+
+    /// Runs `measure(index, round)` once per label per round (`what` names them on stderr), the order rotated each round
+    /// (off then on, then on then off), so a drift in the machine's state (another process
+    /// waking up, caches, thermal) does not always favour the same one. Returns the runs by
+    /// label.
+    pub async fn rounds<R, const N: usize>(
+        &self,
+        what: &str,
+        labels: [&str; N],
+        mut measure: impl AsyncFnMut(usize, usize) -> anyhow::Result<R>,
+    ) -> anyhow::Result<[Vec<R>; N]> {
+        let mut runs = std::array::from_fn(|_| Vec::new());
+        let rounds = self.plan.rounds;
+        for round in 0..rounds {
+            for index in rotated(round, N) {
+                eprintln!("{what} {} round {}/{rounds}", labels[index], round + 1);
+                runs[index].push(measure(index, round).await?);
+            }
+        }
+        Ok(runs)
+    }
 }
 
 fn required(name: &str, example: &str) -> anyhow::Result<String> {
@@ -271,19 +375,14 @@ fn required(name: &str, example: &str) -> anyhow::Result<String> {
         })
 }
 
-/// Telemetry off then on in even rounds, on then off in odd ones, so a drift in the machine's
-/// state (another process waking up, caches, thermal) does not always favour the same one.
-pub fn alternating(round: usize) -> [bool; 2] {
-    if round.is_multiple_of(2) {
-        [false, true]
-    } else {
-        [true, false]
-    }
+/// `0..count` starting at `round % count`.
+fn rotated(round: usize, count: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |offset| (round + offset) % count)
 }
 
-/// The median of some samples (the mean of the middle two for an even count).
-pub fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
+/// The median of `field` over `items` (the mean of the middle two for an even count).
+pub fn median_by<T>(items: &[T], field: impl Fn(&T) -> f64) -> f64 {
+    let mut sorted: Vec<f64> = items.iter().map(field).collect();
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {
         0 => f64::NAN,
@@ -297,7 +396,15 @@ mod tests {
     /// Medians of odd and even counts.
     #[test]
     fn median_of_samples() {
-        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(super::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(super::median_by(&[3.0, 1.0, 2.0], |x| *x), 2.0);
+        assert_eq!(super::median_by(&[4.0, 1.0, 2.0, 3.0], |x| *x), 2.5);
+    }
+
+    /// Off then on in even rounds, on then off in odd ones; three kinds rotate.
+    #[test]
+    fn the_order_rotates() {
+        let order = |round, count| super::rotated(round, count).collect::<Vec<_>>();
+        assert_eq!([order(0, 2), order(1, 2)], [[0, 1], [1, 0]]);
+        assert_eq!(order(1, 3), [1, 2, 0]);
     }
 }

@@ -1,11 +1,13 @@
-//! Load: wrk for throughput and latency, curl for an exact number of requests (callgrind).
+//! Load: wrk for throughput and latency, requests one by one from this process for an exact
+//! number (callgrind, enqueueing jobs), and the one measured api run tables 1 and 2 are made of.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::app::LOAD_CPU;
+use super::app::{self, LOAD_CPU, LogFile};
+use super::ctx::{Ctx, Export, Service};
 
 /// One route under load.
 #[derive(Debug, Clone)]
@@ -50,6 +52,77 @@ pub struct Wrk {
     pub p99_us: f64,
 }
 
+/// One measured run on a fresh api process.
+#[derive(Debug, serde::Serialize)]
+pub struct ApiRun {
+    pub wrk: Wrk,
+    /// The server's user + system CPU time over the measured wrk run, per request.
+    pub cpu_us_per_request: f64,
+    /// How busy the load core was (wrk, the sink): near 1.0 it, not the server, set req/s.
+    pub load_cpu_share: f64,
+    pub rss_start: u64,
+    pub rss_end: u64,
+    /// Requests between the two RSS readings.
+    pub requests: u64,
+    /// What the api wrote: its access lines are the server spans it made (`written.requests`).
+    pub written: LogFile,
+    /// Server spans of the route that the sink got, and other spans (the database's client
+    /// spans on the PostgreSQL route).
+    pub spans_received: u64,
+    pub other_spans_received: u64,
+    pub logs_received: u64,
+    pub shutdown_s: f64,
+}
+
+/// A fresh api exporting to `export`: `warmup` of wrk, RSS, a measured wrk run with the
+/// server's CPU time read from /proc around it, more wrk runs until `rss_requests` have passed
+/// since the first RSS reading, RSS again, SIGTERM, and the counts of what was written and
+/// received. The log is only counted: at tens of MB it is not kept.
+pub async fn api_run(
+    ctx: &Ctx,
+    route: &Route,
+    export: &Export,
+    warmup: Duration,
+    rss_requests: u64,
+    log: &str,
+) -> anyhow::Result<ApiRun> {
+    let env = ctx.env(Service::Api, export);
+    let log = ctx
+        .logs
+        .path()
+        .join(format!("{log}-{}.log", export.label()));
+    let app = ctx.start(Service::Api, env, log.clone()).await?;
+    let (url, c, dir) = (app.base_url.clone(), ctx.plan.connections, &ctx.dir);
+    wrk(&url, route, c, warmup, dir).await?;
+    let rss_start = app::rss(&app)?;
+    let (cpu_before, load_before) = (app::cpu(&app)?, app::load_cpu()?);
+    let measured = wrk(&url, route, c, ctx.plan.duration, dir).await?;
+    let (cpu, load) = (app::cpu(&app)? - cpu_before, app::load_cpu()? - load_before);
+    let mut requests = measured.requests;
+    while requests < rss_requests {
+        requests += wrk(&url, route, c, ctx.plan.duration, dir).await?.requests;
+    }
+    let rss_end = app::rss(&app)?;
+    let shutdown = app.stop(Duration::from_secs(15)).await?;
+    let written = LogFile::read(&log, route.template)?;
+    std::fs::remove_file(&log).with_context(|| format!("remove {}", log.display()))?;
+    let received = export.received()?;
+    let spans_received = received.spans_named(&route.span_name());
+    Ok(ApiRun {
+        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / measured.requests as f64,
+        load_cpu_share: load.as_secs_f64() / measured.seconds,
+        wrk: measured,
+        rss_start,
+        rss_end,
+        requests,
+        written,
+        spans_received,
+        other_spans_received: received.total_spans() - spans_received,
+        logs_received: received.total_logs(),
+        shutdown_s: shutdown.as_secs_f64(),
+    })
+}
+
 /// Runs wrk (one thread, `connections` keep-alive connections) against `route` for `duration`,
 /// pinned to [`LOAD_CPU`]. Fails on any non-2xx answer or socket error: a benchmark of error
 /// pages would measure the wrong thing.
@@ -60,21 +133,13 @@ pub async fn wrk(
     duration: Duration,
     dir: &Path,
 ) -> anyhow::Result<Wrk> {
-    let mut command = tokio::process::Command::new("taskset");
-    command.args([
-        "-c",
-        &LOAD_CPU.to_string(),
-        "wrk",
-        "-t1",
-        &format!("-c{connections}"),
-        &format!("-d{}s", duration.as_secs().max(1)),
-        "--latency",
-    ]);
-    if let Some(script) = script(route, dir)? {
-        command.arg("-s").arg(script);
-    }
     let url = format!("{base_url}{}", route.path);
-    let output = command
+    let output = tokio::process::Command::new("taskset")
+        .args(["-c", &LOAD_CPU.to_string(), "wrk", "-t1"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg("-s")
+        .arg(script(route, dir)?)
         .arg(&url)
         .kill_on_drop(true)
         .output()
@@ -88,152 +153,128 @@ pub async fn wrk(
         text.trim(),
         String::from_utf8_lossy(&output.stderr).trim()
     );
-    parse_wrk(&text).with_context(|| format!("wrk {url}: unexpected output:\n{text}"))
+    summary(&text).with_context(|| format!("wrk {url}: unexpected output:\n{text}"))
 }
 
-/// wrk's `--latency` report: totals, the distribution and any errors.
-fn parse_wrk(text: &str) -> anyhow::Result<Wrk> {
-    let mut requests = None;
-    let mut seconds = None;
-    let mut p50 = None;
-    let mut p99 = None;
-    for line in text.lines().map(str::trim) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["50%", value] => p50 = Some(micros(value)?),
-            ["99%", value] => p99 = Some(micros(value)?),
-            [count, "requests", "in", time, ..] => {
-                requests = Some(count.parse::<u64>()?);
-                seconds = Some(micros(time.trim_end_matches(','))? / 1e6);
-            }
-            ["Non-2xx", ..] | ["Socket", "errors:", ..] => {
-                anyhow::bail!("{line}: the route answered errors; see the app's log")
-            }
-            _ => {}
-        }
-    }
-    let (requests, seconds) = requests.zip(seconds).context("no request count")?;
+/// What [`script`]'s `done` prints: wrk's own totals, latencies in microseconds, its error
+/// counts.
+#[derive(serde::Deserialize)]
+struct Summary {
+    requests: u64,
+    duration_us: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// The summary line among wrk's output.
+fn summary(text: &str) -> anyhow::Result<Wrk> {
+    let line = text
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .context("no summary line from the script's done()")?;
+    let summary: Summary = serde_json::from_str(line)?;
+    let errors: Vec<_> = summary.errors.iter().filter(|(_, n)| **n > 0).collect();
+    anyhow::ensure!(
+        errors.is_empty(),
+        "errors {errors:?}: the route answered errors (status) or failed (connect, read, write, timeout); see the app's log"
+    );
+    let seconds = summary.duration_us / 1e6;
     Ok(Wrk {
-        requests,
+        requests: summary.requests,
         seconds,
-        rps: requests as f64 / seconds,
-        p50_us: p50.context("no 50% line")?,
-        p99_us: p99.context("no 99% line")?,
+        rps: summary.requests as f64 / seconds,
+        p50_us: summary.p50_us,
+        p99_us: summary.p99_us,
     })
 }
 
-/// `215.00us`, `1.03ms`, `2.00s`, `1.50m` in microseconds.
-fn micros(value: &str) -> anyhow::Result<f64> {
-    let split = value
-        .find(|c: char| c.is_ascii_alphabetic())
-        .with_context(|| format!("{value:?} has no unit"))?;
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .parse()
-        .with_context(|| format!("{value:?} is not a number"))?;
-    let scale = match unit {
-        "us" => 1.0,
-        "ms" => 1e3,
-        "s" => 1e6,
-        "m" => 60e6,
-        other => anyhow::bail!("unknown unit {other:?} in {value:?}"),
-    };
-    Ok(number * scale)
-}
-
-/// A wrk Lua script for routes with a body; `None` for plain GETs.
-fn script(route: &Route, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let Some(body) = route.body else {
-        return Ok(None);
-    };
-    let path = dir.join(format!("{}.lua", route.name));
-    let text = format!(
-        "wrk.method = {method:?}\nwrk.body = {body:?}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
-        method = route.method,
-    );
-    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-    Ok(Some(path))
-}
-
-/// Sends exactly `count` requests to `route`, one after the other on one keep-alive connection,
-/// with curl (pinned to [`LOAD_CPU`]); fails unless every answer is 2xx.
-pub async fn curl(base_url: &str, route: &Route, count: u64, dir: &Path) -> anyhow::Result<()> {
-    let paths = std::iter::repeat_n(route.path.as_str(), count as usize);
-    curl_paths(base_url, route.name, route.method, route.body, paths, dir).await
-}
-
-/// Sends one `method` request per path, in order, as [`curl`] does.
-pub async fn curl_paths<'a>(
-    base_url: &str,
-    name: &str,
-    method: &str,
-    body: Option<&str>,
-    paths: impl Iterator<Item = &'a str>,
-    dir: &Path,
-) -> anyhow::Result<()> {
-    // A config file rather than arguments: thousands of URLs would overflow the command line.
-    let mut config = format!("silent\nrequest = {method:?}\nwrite-out = \"%{{http_code}}\\n\"\n");
-    if let Some(body) = body {
-        config.push_str("header = \"Content-Type: application/json\"\n");
-        config.push_str(&format!("data = {body:?}\n"));
-    }
-    let mut count = 0_u64;
-    for path in paths {
-        config.push_str(&format!(
-            "url = \"{base_url}{path}\"\noutput = \"/dev/null\"\n"
+/// The wrk Lua script for `route`: its method and body, and a `done` that prints the summary
+/// as one JSON line (`errors.status` counts answers over 399).
+fn script(route: &Route, dir: &Path) -> anyhow::Result<PathBuf> {
+    let mut text = format!("wrk.method = {:?}\n", route.method);
+    if let Some(body) = route.body {
+        text.push_str(&format!(
+            "wrk.body = {body:?}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
         ));
-        count += 1;
     }
-    let url = format!("{base_url} ({name})");
-    let path = dir.join(format!("{name}.curl"));
-    std::fs::write(&path, config).with_context(|| format!("write {}", path.display()))?;
-    let output = tokio::process::Command::new("taskset")
-        .args(["-c", &LOAD_CPU.to_string(), "curl", "--config"])
-        .arg(&path)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .context("run curl: is it installed (`apt-get install -y curl`)?")?;
-    let codes = String::from_utf8_lossy(&output.stdout);
-    let ok = codes.lines().filter(|code| code.starts_with('2')).count() as u64;
-    anyhow::ensure!(
-        output.status.success() && ok == count,
-        "curl {url}: {ok} of {count} requests answered 2xx ({}); {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
+    text.push_str(
+        r#"done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,'
+    .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"#,
     );
+    let path = dir.join(format!("{}.lua", route.name));
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Sends one `method` request per path, in order, from this process (on the load core) over one
+/// keep-alive connection; fails at the first answer that is not 2xx.
+pub async fn each<'a>(
+    http: &reqwest::Client,
+    base_url: &str,
+    method: &str,
+    body: Option<&'static str>,
+    paths: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<()> {
+    for path in paths {
+        send(http, &format!("{base_url}{path}"), method, body).await?;
+    }
     Ok(())
+}
+
+/// One request, with a JSON `body` if given; fails unless the answer is 2xx.
+pub async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    method: &str,
+    body: Option<&'static str>,
+) -> anyhow::Result<reqwest::Response> {
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
+    let mut request = http.request(method.clone(), url);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
+    }
+    request
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("{method} {url}"))
+}
+
+/// Sends exactly `count` requests to `route`, as [`each`] does.
+pub async fn exactly(ctx: &Ctx, base_url: &str, route: &Route, count: u64) -> anyhow::Result<()> {
+    let paths = std::iter::repeat_n(route.path.as_str(), count as usize);
+    each(&ctx.http, base_url, route.method, route.body, paths).await
 }
 
 #[cfg(test)]
 mod tests {
-    /// wrk's report, as wrk 4.1 prints it, reads into totals and percentiles.
+    /// The script's summary line, among wrk's report, reads into totals and percentiles; any
+    /// error count fails it.
     #[test]
-    fn wrk_output_parses() {
-        let text = "Running 3s test @ http://127.0.0.1:8080/version
+    fn wrk_summary_parses() {
+        let text = r#"Running 3s test @ http://127.0.0.1:8080/version
   1 threads and 16 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency   315.12us   80.11us   2.01ms   90.00%
-    Req/Sec    50.12k     1.20k   52.00k    70.00%
-  Latency Distribution
-     50%  301.00us
-     75%  330.00us
-     90%  380.00us
-     99%    1.03ms
   150360 requests in 3.00s, 29.07MB read
 Requests/sec:  50120.00
-Transfer/sec:      9.69MB
-";
-        let wrk = super::parse_wrk(text).unwrap();
+{"requests":150360,"duration_us":3000000,"p50_us":301,"p99_us":1030,"errors":{"connect":0,"read":0,"write":0,"status":0,"timeout":0}}
+"#;
+        let wrk = super::summary(text).unwrap();
         assert_eq!(wrk.requests, 150_360);
         assert!((wrk.seconds - 3.0).abs() < 1e-9);
+        assert!((wrk.rps - 50_120.0).abs() < 1e-9);
         assert!((wrk.p50_us - 301.0).abs() < 1e-9);
         assert!((wrk.p99_us - 1030.0).abs() < 1e-9);
-        assert!(
-            super::parse_wrk(
-                &text.replace("Requests/sec", "Non-2xx or 3xx responses: 3\nRequests/sec")
-            )
-            .is_err()
-        );
+        let failed = super::summary(&text.replace(r#""status":0"#, r#""status":3"#));
+        assert!(failed.unwrap_err().to_string().contains(r#"("status", 3)"#));
+        assert!(super::summary("Requests/sec:  50120.00").is_err());
     }
 }

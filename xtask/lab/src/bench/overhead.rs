@@ -13,24 +13,17 @@
 //! written inside the request's span) and how many log lines it wrote; the sink says what
 //! arrived. Then one callgrind run per mode.
 
-use anyhow::Context as _;
-
-use super::app::{self, LogFile, load_cpu};
+use super::app;
 use super::callgrind::{self, Profile};
-use super::ctx::{Ctx, Telemetry, alternating, median};
-use super::load::{Route, Wrk, wrk};
-use super::report::{self, Table, Target};
-use super::sink::Sink;
+use super::ctx::{Ctx, Export, median_by};
+use super::load::{ApiRun, Route, api_run};
+use super::report::{Columns, Table, Target};
 use xtask::flags::BenchTable;
 
 /// Table 1.
 #[derive(Debug, serde::Serialize)]
 pub struct Overhead {
     pub routes: Vec<RouteResult>,
-    /// `/proc/loadavg` before and after: wall-clock figures are only as good as the machine was
-    /// quiet.
-    pub load_before: String,
-    pub load_after: String,
 }
 
 /// One route, both modes.
@@ -52,7 +45,7 @@ pub struct RouteResult {
 /// One mode of one route: every run, their medians, the callgrind count.
 #[derive(Debug, serde::Serialize)]
 pub struct Mode {
-    pub runs: Vec<Run>,
+    pub runs: Vec<ApiRun>,
     pub rps: f64,
     pub p50_us: f64,
     pub p99_us: f64,
@@ -61,133 +54,26 @@ pub struct Mode {
     pub callgrind: Profile,
 }
 
-/// One measured wrk run on a fresh server.
-#[derive(Debug, serde::Serialize)]
-pub struct Run {
-    pub wrk: Wrk,
-    pub cpu_us_per_request: f64,
-    /// How busy the load core was (wrk, the sink): near 1.0 it, not the server, set req/s.
-    pub load_cpu_share: f64,
-    /// Server spans the api made (its access lines), and those the sink got.
-    pub spans_sent: u64,
-    pub spans_received: u64,
-    /// Other spans that arrived (the database's client spans on the PostgreSQL route).
-    pub other_spans_received: u64,
-    /// JSON log lines the api wrote, and OTLP log records the sink got.
-    pub logs_sent: u64,
-    pub logs_received: u64,
-    pub dropped_spans: u64,
-    pub dropped_logs: u64,
-    pub shutdown_s: f64,
-}
-
-async fn run(ctx: &Ctx) -> anyhow::Result<Overhead> {
-    let load_before = report::loadavg();
-    let routes = routes(ctx).await?;
-    let mut results = Vec::new();
-    for route in &routes {
-        let mut off = Vec::new();
-        let mut on = Vec::new();
-        for round in 0..ctx.plan.rounds {
-            for telemetry_on in alternating(round) {
-                eprintln!(
-                    "overhead: {} {} round {}/{}",
-                    route.name,
-                    if telemetry_on { "on" } else { "off" },
-                    round + 1,
-                    ctx.plan.rounds
-                );
-                let run = measure(ctx, route, telemetry_on, round).await?;
-                if telemetry_on { &mut on } else { &mut off }.push(run);
-            }
-        }
-        eprintln!("overhead: {} under callgrind", route.name);
-        let env_off = ctx.env("api", &Telemetry::Off);
-        let profile_off =
-            callgrind::measure(ctx, &format!("{}-off", route.name), &env_off, route, None).await?;
-        let sink = Sink::start().await?;
-        let env_on = ctx.env("api", &Telemetry::to(&sink.base_url()));
-        let profile_on = callgrind::measure(
-            ctx,
-            &format!("{}-on", route.name),
-            &env_on,
-            route,
-            Some(&sink),
-        )
-        .await?;
-        let off = mode(off, profile_off);
-        let on = mode(on, profile_on);
-        results.push(RouteResult {
-            route: route.name.to_owned(),
-            request: format!("{} {}", route.method, route.template),
-            rps_ratio: on.rps / off.rps,
-            p50_ratio: on.p50_us / off.p50_us,
-            p99_ratio: on.p99_us / off.p99_us,
-            added_cpu_us: on.cpu_us_per_request - off.cpu_us_per_request,
-            added_instructions: on.callgrind.per_request - off.callgrind.per_request,
-            off,
-            on,
-        });
+impl Mode {
+    async fn measure(
+        ctx: &Ctx,
+        route: &Route,
+        runs: Vec<ApiRun>,
+        on: bool,
+    ) -> anyhow::Result<Self> {
+        let label = format!("{}-{}", route.name, if on { "on" } else { "off" });
+        let callgrind = callgrind::measure(ctx, &label, &Export::live_if(on).await?, route).await?;
+        let of = |field: fn(&ApiRun) -> f64| median_by(&runs, field);
+        Ok(Self {
+            rps: of(|run| run.wrk.rps),
+            p50_us: of(|run| run.wrk.p50_us),
+            p99_us: of(|run| run.wrk.p99_us),
+            cpu_us_per_request: of(|run| run.cpu_us_per_request),
+            load_cpu_share: of(|run| run.load_cpu_share),
+            runs,
+            callgrind,
+        })
     }
-    Ok(Overhead {
-        routes: results,
-        load_before,
-        load_after: report::loadavg(),
-    })
-}
-
-fn mode(runs: Vec<Run>, callgrind: Profile) -> Mode {
-    let of = |field: fn(&Run) -> f64| median(&runs.iter().map(field).collect::<Vec<_>>());
-    Mode {
-        rps: of(|run| run.wrk.rps),
-        p50_us: of(|run| run.wrk.p50_us),
-        p99_us: of(|run| run.wrk.p99_us),
-        cpu_us_per_request: of(|run| run.cpu_us_per_request),
-        load_cpu_share: of(|run| run.load_cpu_share),
-        runs,
-        callgrind,
-    }
-}
-
-/// One fresh server, warm-up, one measured wrk run, SIGTERM, and the counts.
-async fn measure(
-    ctx: &Ctx,
-    route: &Route,
-    telemetry_on: bool,
-    round: usize,
-) -> anyhow::Result<Run> {
-    let (sink, telemetry) = Telemetry::with_sink(telemetry_on).await?;
-    let log_name = format!("overhead-{}-{}-{round}.log", route.name, telemetry.label());
-    let app = ctx.start_api(&telemetry, &log_name).await?;
-    let log = app.log.clone();
-    let c = ctx.plan.connections;
-    wrk(&app.base_url, route, c, ctx.plan.warmup, &ctx.dir).await?;
-    let (cpu_before, load_before) = (app::cpu(&app)?, load_cpu()?);
-    let measured = wrk(&app.base_url, route, c, ctx.plan.duration, &ctx.dir).await?;
-    let (cpu, load) = (app::cpu(&app)? - cpu_before, load_cpu()? - load_before);
-    let shutdown = app.stop(std::time::Duration::from_secs(15)).await?;
-    let written = LogFile::read(&log, route.template)?;
-    // The logs of a finished run are only counted; at tens of MB each they are not kept.
-    std::fs::remove_file(&log).with_context(|| format!("remove {}", log.display()))?;
-    let tally = sink
-        .as_ref()
-        .map(Sink::received)
-        .transpose()?
-        .unwrap_or_default();
-    let spans_received = tally.spans_named(&route.span_name());
-    Ok(Run {
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / measured.requests as f64,
-        load_cpu_share: load.as_secs_f64() / measured.seconds,
-        wrk: measured,
-        spans_sent: written.requests,
-        spans_received,
-        other_spans_received: tally.total_spans() - spans_received,
-        logs_sent: written.lines,
-        logs_received: tally.total_logs(),
-        dropped_spans: written.dropped_spans,
-        dropped_logs: written.dropped_logs,
-        shutdown_s: shutdown.as_secs_f64(),
-    })
 }
 
 /// The two routes; the PostgreSQL one needs a row, created (or found) through the api itself.
@@ -204,76 +90,98 @@ async fn routes(ctx: &Ctx) -> anyhow::Result<Vec<Route>> {
     Ok(vec![trivial, postgres])
 }
 
+const COLUMNS: Columns = Columns(&[
+    ("route", -9),
+    ("mode", -6),
+    ("req/s", 9),
+    ("p50 µs", 8),
+    ("p99 µs", 8),
+    ("CPU µs/req", 10),
+    ("instr/req", 10),
+    ("spans sent/recv", 19),
+    ("logs sent/recv", 19),
+    ("dropped", 7),
+    ("load", 5),
+]);
+
 impl Table for Overhead {
     const TABLE: BenchTable = BenchTable::Overhead;
     const TITLE: &'static str =
         "1. Overhead: telemetry on vs off (AMPEL_TELEMETRY=off), same release binary";
 
     async fn measure(ctx: &Ctx) -> anyhow::Result<Self> {
-        run(ctx).await
+        let mut results = Vec::new();
+        for route in routes(ctx).await? {
+            let what = format!("overhead: {}", route.name);
+            let [off, on] = ctx
+                .rounds(&what, ["off", "on"], async |on, _| {
+                    let export = Export::live_if(on == 1).await?;
+                    let log = format!("overhead-{}", route.name);
+                    api_run(ctx, &route, &export, ctx.plan.warmup, 0, &log).await
+                })
+                .await?;
+            eprintln!("overhead: {} under callgrind", route.name);
+            let off = Mode::measure(ctx, &route, off, false).await?;
+            let on = Mode::measure(ctx, &route, on, true).await?;
+            results.push(RouteResult {
+                route: route.name.to_owned(),
+                request: format!("{} {}", route.method, route.template),
+                rps_ratio: on.rps / off.rps,
+                p50_ratio: on.p50_us / off.p50_us,
+                p99_ratio: on.p99_us / off.p99_us,
+                added_cpu_us: on.cpu_us_per_request - off.cpu_us_per_request,
+                added_instructions: on.callgrind.per_request - off.callgrind.per_request,
+                off,
+                on,
+            });
+        }
+        Ok(Overhead { routes: results })
     }
 
-    fn print(&self, ctx: &Ctx) {
-        println!(
-            "   load average {} -> {}; RUST_LOG={}; wrk -t1 -c{} on cpu {}, server on cpu {}",
-            self.load_before,
-            self.load_after,
+    fn settings(&self, ctx: &Ctx) -> String {
+        format!(
+            "; RUST_LOG={}; wrk -t1 -c{} on cpu {}, server on cpu {}",
             ctx.rust_log(),
             ctx.plan.connections,
             app::LOAD_CPU,
             app::SERVER_CPU
-        );
-        println!(
-            "   {:<9} {:<6} {:>9} {:>8} {:>8} {:>10} {:>10} {:>19} {:>19} {:>7} {:>5}",
-            "route",
-            "mode",
-            "req/s",
-            "p50 µs",
-            "p99 µs",
-            "CPU µs/req",
-            "instr/req",
-            "spans sent/recv",
-            "logs sent/recv",
-            "dropped",
-            "load"
-        );
+        )
+    }
+
+    fn print(&self, ctx: &Ctx) {
+        COLUMNS.print_heading();
         for route in &self.routes {
             for (label, mode) in [("off", &route.off), ("on", &route.on)] {
-                let sum = |field: fn(&Run) -> u64| -> u64 { mode.runs.iter().map(field).sum() };
-                let (spans, logs) = if label == "on" {
-                    (
-                        format!("{}/{}", sum(|r| r.spans_sent), sum(|r| r.spans_received)),
-                        format!("{}/{}", sum(|r| r.logs_sent), sum(|r| r.logs_received)),
-                    )
-                } else {
-                    ("-".into(), "-".into())
+                let sum = |field: fn(&ApiRun) -> u64| -> u64 { mode.runs.iter().map(field).sum() };
+                let sent_received = |sent: u64, received: u64| match label {
+                    "on" => format!("{sent}/{received}"),
+                    _ => "-".into(),
                 };
-                println!(
-                    "   {:<9} {:<6} {:>9.0} {:>8.0} {:>8.0} {:>10.2} {:>10.0} {:>19} {:>19} {:>7} {:>4.0}%",
-                    route.route,
-                    label,
-                    mode.rps,
-                    mode.p50_us,
-                    mode.p99_us,
-                    mode.cpu_us_per_request,
-                    mode.callgrind.per_request,
-                    spans,
-                    logs,
-                    sum(|r| r.dropped_spans + r.dropped_logs),
-                    mode.load_cpu_share * 100.0
-                );
+                let cells = [
+                    route.route.clone(),
+                    label.to_owned(),
+                    format!("{:.0}", mode.rps),
+                    format!("{:.0}", mode.p50_us),
+                    format!("{:.0}", mode.p99_us),
+                    format!("{:.2}", mode.cpu_us_per_request),
+                    format!("{:.0}", mode.callgrind.per_request),
+                    sent_received(sum(|r| r.written.requests), sum(|r| r.spans_received)),
+                    sent_received(sum(|r| r.written.lines), sum(|r| r.logs_received)),
+                    sum(|r| r.written.dropped_spans + r.written.dropped_logs).to_string(),
+                    format!("{:.0}%", mode.load_cpu_share * 100.0),
+                ];
+                println!("{}", COLUMNS.row(&cells));
             }
-            println!(
-                "   {:<9} {:<6} {:>9.3} {:>8.2} {:>8.2} {:>+10.2} {:>+10.0}   ({})",
-                route.route,
-                "on/off",
-                route.rps_ratio,
-                route.p50_ratio,
-                route.p99_ratio,
-                route.added_cpu_us,
-                route.added_instructions,
-                route.request
-            );
+            let ratios = [
+                route.route.clone(),
+                "on/off".into(),
+                format!("{:.3}", route.rps_ratio),
+                format!("{:.2}", route.p50_ratio),
+                format!("{:.2}", route.p99_ratio),
+                format!("{:+.2}", route.added_cpu_us),
+                format!("{:+.0}", route.added_instructions),
+            ];
+            println!("{}   ({})", COLUMNS.row(&ratios), route.request);
         }
         println!(
             "   CPU µs/req: the server's user+system time over the measured run / requests; instr/req: callgrind, {} requests;\n   load: how busy the load core was (wrk + the OTLP sink); near 100% it, not the server, capped req/s",
@@ -284,25 +192,22 @@ impl Table for Overhead {
     fn targets(&self) -> Vec<Target> {
         let mut targets = Vec::new();
         for route in &self.routes {
-            targets.push(Target::new(
-                format!("{}: added instructions per request", route.route),
-                route.added_instructions,
-                "<= 75000",
-                route.added_instructions <= 75_000.0,
+            let what = |what: &str| format!("{}: {what}", route.route);
+            let instructions = route.added_instructions;
+            targets.push(Target::at_most(
+                what("added instructions per request"),
+                instructions,
+                75_000.0,
             ));
-            targets.push(Target::new(
-                format!("{}: added CPU per request (µs)", route.route),
-                route.added_cpu_us,
-                "<= 10",
-                route.added_cpu_us <= 10.0,
+            let cpu = route.added_cpu_us;
+            targets.push(Target::at_most(
+                what("added CPU per request (µs)"),
+                cpu,
+                10.0,
             ));
             if route.route == "postgres" {
-                targets.push(Target::new(
-                    "postgres: throughput on/off".into(),
-                    route.rps_ratio,
-                    ">= 0.90",
-                    route.rps_ratio >= 0.90,
-                ));
+                let ratio = route.rps_ratio;
+                targets.push(Target::at_least(what("throughput on/off"), ratio, 0.90));
             }
         }
         targets

@@ -17,7 +17,11 @@ pub trait Table: serde::Serialize + Sized {
     /// The heading printed above it (or above why it could not be measured).
     const TITLE: &'static str;
     async fn measure(ctx: &Ctx) -> anyhow::Result<Self>;
-    /// The rows under the heading.
+    /// What the figures depend on, printed after the load averages under the heading.
+    fn settings(&self, _: &Ctx) -> String {
+        String::new()
+    }
+    /// The rows under that line.
     fn print(&self, ctx: &Ctx);
     fn targets(&self) -> Vec<Target>;
 }
@@ -26,8 +30,19 @@ pub trait Table: serde::Serialize + Sized {
 #[derive(Debug, serde::Serialize)]
 #[serde(untagged)]
 pub enum Part<T> {
-    Done(T),
+    Done(Measured<T>),
     Failed { error: String },
+}
+
+/// A table and the machine's load around its measurement.
+#[derive(Debug, serde::Serialize)]
+pub struct Measured<T> {
+    #[serde(flatten)]
+    pub table: T,
+    /// `/proc/loadavg` before and after: wall-clock figures are only as good as the machine
+    /// was quiet.
+    pub load_before: String,
+    pub load_after: String,
 }
 
 /// One target of the issue, and whether this run met it.
@@ -40,13 +55,47 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(what: String, value: f64, limit: &str, met: bool) -> Self {
+    /// Met when `value <= limit`.
+    pub fn at_most(what: String, value: f64, limit: f64) -> Self {
+        Self::new(what, value, format!("<= {limit}"), value <= limit)
+    }
+
+    /// Met when `value >= limit`.
+    pub fn at_least(what: String, value: f64, limit: f64) -> Self {
+        Self::new(what, value, format!(">= {limit}"), value >= limit)
+    }
+
+    fn new(what: String, value: f64, limit: String, met: bool) -> Self {
         Self {
             what,
             value,
-            limit: limit.to_owned(),
+            limit,
             met,
         }
+    }
+}
+
+/// The columns of a printed table, each a heading and a width (negative: left-aligned), so
+/// the heading line and the rows below it are laid out from one list.
+pub struct Columns(pub &'static [(&'static str, isize)]);
+
+impl Columns {
+    pub fn print_heading(&self) {
+        let headings: Vec<String> = self.0.iter().map(|(name, _)| name.to_string()).collect();
+        println!("{}", self.row(&headings));
+    }
+
+    /// `cells` laid out under the first `cells.len()` headings, indented as every table is.
+    pub fn row(&self, cells: &[String]) -> String {
+        let laid_out: Vec<String> = cells
+            .iter()
+            .zip(self.0)
+            .map(|(cell, &(_, width))| match width.unsigned_abs() {
+                left if width < 0 => format!("{cell:<left$}"),
+                right => format!("{cell:>right$}"),
+            })
+            .collect();
+        format!("   {}", laid_out.join(" "))
     }
 }
 
@@ -67,13 +116,21 @@ pub async fn run<T: Table>(
     if !only.is_empty() && !only.contains(&T::TABLE) {
         return None;
     }
+    let load_before = loadavg();
     let measured = T::measure(ctx).await;
     println!("\n{}", T::TITLE);
     Some(match measured {
         Ok(table) => {
+            let load_after = loadavg();
+            let settings = table.settings(ctx);
+            println!("   load average {load_before} -> {load_after}{settings}");
             table.print(ctx);
             summary.targets.extend(table.targets());
-            Part::Done(table)
+            Part::Done(Measured {
+                table,
+                load_before,
+                load_after,
+            })
         }
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -131,7 +188,7 @@ pub fn unix_time() -> u64 {
 }
 
 /// `/proc/loadavg`'s three averages.
-pub fn loadavg() -> String {
+fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| {
             text.split_whitespace()

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use otel_testkit::{SpanKind, eventually_every};
 
-use super::app;
-use super::ctx::{Ctx, median};
-use super::report::{Table, Target};
+use super::ctx::{Ctx, Service, median_by};
+use super::load::{self, Route};
+use super::report::{Columns, Table, Target};
 use crate::e2e::apps;
 use crate::e2e::stack::Stack;
 use xtask::flags::{BenchTable, LogBackend, TraceBackend};
@@ -27,8 +27,6 @@ pub struct Visible {
     pub rows: Vec<Row>,
     /// The delays and interval that govern the figures.
     pub settings: String,
-    pub load_before: String,
-    pub load_after: String,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -45,19 +43,8 @@ const SAMPLE_DEADLINE: Duration = Duration::from_secs(30);
 const PROBE_INTERVAL: Duration = Duration::from_millis(25);
 /// The Prometheus configuration the stack uses; its scrape interval is the one measured.
 const PROMETHEUS_CONFIG: &str = "observability/prometheus/prometheus.yml";
-const ROUTE: &str = "/api/vitals";
-const BEACON: &str = r#"{"name":"LCP","value":1234.5,"rating":"good"}"#;
 
-pub async fn run(ctx: &Ctx) -> anyhow::Result<Visible> {
-    let load_before = super::report::loadavg();
-    eprintln!("visible: starting the e2e's stack (Jaeger, VictoriaLogs, Prometheus)");
-    let stack = Stack::start(TraceBackend::Jaeger, LogBackend::Victorialogs).await?;
-    let measured = measure(ctx, &stack, load_before).await;
-    stack.stop(false).await;
-    measured
-}
-
-async fn measure(ctx: &Ctx, stack: &Stack, load_before: String) -> anyhow::Result<Visible> {
+async fn measure(ctx: &Ctx, stack: &Stack) -> anyhow::Result<Visible> {
     // The e2e's Prometheus takes its global settings from the stack's configuration.
     let scrape_interval = scrape_interval()?;
     let api_listen = apps::free_port(stack.host_ip)?;
@@ -65,24 +52,21 @@ async fn measure(ctx: &Ctx, stack: &Stack, load_before: String) -> anyhow::Resul
         .scrape(&[("api", api_listen)], "bench")
         .await
         .context("point Prometheus at the api")?;
-    let mut env = stack.app_env("api")?;
-    env.push(("API_LISTEN_ADDR".into(), api_listen.to_string()));
+    let env = stack.app_env("api")?;
     let settings = format!(
         "OTEL_BSP_SCHEDULE_DELAY={} ms, OTEL_BLRP_SCHEDULE_DELAY={} ms (compose), scrape_interval {} s ({PROMETHEUS_CONFIG})",
         value(&env, "OTEL_BSP_SCHEDULE_DELAY"),
         value(&env, "OTEL_BLRP_SCHEDULE_DELAY"),
         scrape_interval.as_secs_f64()
     );
-    let mut app = app::start(
-        "ampel-api",
-        &ctx.binaries.api,
-        &[],
-        &env,
-        api_listen,
-        ctx.dir.join("visible-api.log"),
-    )?;
-    app.ready("/health").await?;
-    let probes = Probes { stack };
+    let log = ctx.dir.join("visible-api.log");
+    let app = ctx
+        .start_on(Service::Api, api_listen, &[], env, log)
+        .await?;
+    let probes = Probes {
+        stack,
+        route: Route::trivial(),
+    };
     eventually_every(
         PROBE_INTERVAL,
         "visible: Prometheus scraped the api",
@@ -107,7 +91,7 @@ async fn measure(ctx: &Ctx, stack: &Stack, load_before: String) -> anyhow::Resul
         let mut found = [Vec::new(), Vec::new()];
         for sample in 0..samples {
             eprintln!("visible: sample {}/{samples}", sample + 1);
-            let trace_id = request(&ctx.http, &app.base_url).await?;
+            let trace_id = probes.request(&ctx.http, &app.base_url).await?;
             let end = Instant::now();
             ends.lock().expect("no panic while holding it").push(end);
             let (trace, log) = tokio::join!(
@@ -174,7 +158,7 @@ async fn measure(ctx: &Ctx, stack: &Stack, load_before: String) -> anyhow::Resul
     let row = |signal, backend: String, samples_s: Vec<f64>, limit_s| Row {
         signal,
         backend,
-        median_s: median(&samples_s),
+        median_s: median_by(&samples_s, |sample| *sample),
         samples_s,
         limit_s,
     };
@@ -190,42 +174,35 @@ async fn measure(ctx: &Ctx, stack: &Stack, load_before: String) -> anyhow::Resul
             ),
         ],
         settings,
-        load_before,
-        load_after: super::report::loadavg(),
     })
-}
-
-/// One beacon; returns its trace id, from the `traceparent` response header.
-async fn request(http: &reqwest::Client, base_url: &str) -> anyhow::Result<String> {
-    let url = format!("{base_url}{ROUTE}");
-    let response = http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(BEACON)
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?
-        .error_for_status()
-        .with_context(|| format!("POST {url}"))?;
-    let traceparent = response
-        .headers()
-        .get("traceparent")
-        .and_then(|value| value.to_str().ok())
-        .with_context(|| format!("POST {url}: no traceparent in the response"))?;
-    traceparent
-        .split('-')
-        .nth(1)
-        .filter(|id| id.len() == 32)
-        .map(str::to_owned)
-        .with_context(|| format!("POST {url}: traceparent {traceparent:?} has no trace id"))
 }
 
 /// Queries through the e2e stack's clients of its backends.
 struct Probes<'a> {
     stack: &'a Stack,
+    /// The route requested: its server span, its log record and its counter are looked for.
+    route: Route,
 }
 
 impl Probes<'_> {
+    /// One request; returns its trace id, from the `traceparent` response header.
+    async fn request(&self, http: &reqwest::Client, base_url: &str) -> anyhow::Result<String> {
+        let route = &self.route;
+        let url = format!("{base_url}{}", route.path);
+        let response = load::send(http, &url, route.method, route.body).await?;
+        let traceparent = response
+            .headers()
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok())
+            .with_context(|| format!("{url}: no traceparent in the response"))?;
+        traceparent
+            .split('-')
+            .nth(1)
+            .filter(|id| id.len() == 32)
+            .map(str::to_owned)
+            .with_context(|| format!("{url}: traceparent {traceparent:?} has no trace id"))
+    }
+
     /// Polls `probe` until it passes; returns the time since `end`.
     async fn until<F, Fut>(&self, end: Instant, what: &str, probe: F) -> anyhow::Result<Duration>
     where
@@ -242,7 +219,7 @@ impl Probes<'_> {
 
     /// Jaeger holds the request's server span.
     async fn trace(&self, trace_id: &str) -> anyhow::Result<()> {
-        let name = format!("POST {ROUTE}");
+        let name = self.route.span_name();
         let trace = self.stack.traces.trace(trace_id).await?;
         anyhow::ensure!(
             trace.find("ampel-api", SpanKind::Server, &name).is_some(),
@@ -261,7 +238,8 @@ impl Probes<'_> {
     /// The route's request count as Prometheus has it, `None` before the first scrape.
     async fn counter(&self) -> anyhow::Result<Option<f64>> {
         let query = format!(
-            "sum(axum_http_requests_total{{endpoint=\"{ROUTE}\"}}) or (up{{job=\"api\"}} == 1) * 0"
+            "sum(axum_http_requests_total{{endpoint=\"{}\"}}) or (up{{job=\"api\"}} == 1) * 0",
+            self.route.template
         );
         self.stack.prometheus.sum(&query).await
     }
@@ -286,34 +264,44 @@ fn value(env: &[(String, String)], key: &str) -> String {
         .map_or_else(|| "default".to_owned(), |(_, value)| value.clone())
 }
 
+const COLUMNS: Columns = Columns(&[
+    ("signal", -8),
+    ("queried at", -36),
+    ("median s", 9),
+    ("target", 7),
+    (" samples (s)", -1),
+]);
+
 impl Table for Visible {
     const TABLE: BenchTable = BenchTable::Visible;
     const TITLE: &'static str =
         "3. Time to visible: from a request's end until the backend answers a query for it";
 
     async fn measure(ctx: &Ctx) -> anyhow::Result<Self> {
-        run(ctx).await
+        eprintln!("visible: starting the e2e's stack (Jaeger, VictoriaLogs, Prometheus)");
+        let stack = Stack::start(TraceBackend::Jaeger, LogBackend::Victorialogs).await?;
+        let measured = measure(ctx, &stack).await;
+        stack.stop(false).await;
+        measured
+    }
+
+    fn settings(&self, _: &Ctx) -> String {
+        format!("; {}", self.settings)
     }
 
     fn print(&self, _: &Ctx) {
-        println!(
-            "   load average {} -> {}; {}",
-            self.load_before, self.load_after, self.settings
-        );
-        println!(
-            "   {:<8} {:<36} {:>9} {:>7}  samples (s)",
-            "signal", "queried at", "median s", "target"
-        );
+        COLUMNS.print_heading();
         for row in &self.rows {
             let samples: Vec<String> = row.samples_s.iter().map(|s| format!("{s:.2}")).collect();
-            println!(
-                "   {:<8} {:<36} {:>9.2} {:>7}  {}",
-                row.signal,
-                row.backend,
-                row.median_s,
+            let cells = [
+                row.signal.to_owned(),
+                row.backend.clone(),
+                format!("{:.2}", row.median_s),
                 format!("<= {}", row.limit_s),
-                samples.join(" ")
-            );
+                // The samples follow after two spaces, under no width.
+                format!(" {}", samples.join(" ")),
+            ];
+            println!("{}", COLUMNS.row(&cells));
         }
     }
 
@@ -321,12 +309,8 @@ impl Table for Visible {
         self.rows
             .iter()
             .map(|row| {
-                Target::new(
-                    format!("time to visible: {} (s, median)", row.signal),
-                    row.median_s,
-                    &format!("<= {}", row.limit_s),
-                    row.median_s <= row.limit_s,
-                )
+                let what = format!("time to visible: {} (s, median)", row.signal);
+                Target::at_most(what, row.median_s, row.limit_s)
             })
             .collect()
     }

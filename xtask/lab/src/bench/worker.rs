@@ -11,11 +11,10 @@ use anyhow::Context as _;
 use fake_github::FakeGithub;
 use otel_testkit::eventually_every;
 
-use super::app::{self, free_addr};
-use super::ctx::{Ctx, Telemetry, alternating, median};
-use super::load::curl_paths;
-use super::report::{self, Table, Target};
-use super::sink::Sink;
+use super::app;
+use super::ctx::{Ctx, Export, Service, median_by};
+use super::load;
+use super::report::{Columns, Table, Target};
 use xtask::flags::BenchTable;
 
 /// Table 4.
@@ -25,8 +24,6 @@ pub struct Worker {
     pub on: Mode,
     pub jobs_ratio: f64,
     pub added_cpu_ms: f64,
-    pub load_before: String,
-    pub load_after: String,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -51,55 +48,8 @@ pub struct Run {
 /// Repositories the jobs are spread over.
 const REPOSITORIES: usize = 8;
 
-async fn run(ctx: &Ctx) -> anyhow::Result<Worker> {
-    let load_before = report::loadavg();
-    let github = FakeGithub::start(fake_github::Mode::Ok).await?;
-    let names: Vec<String> = (0..REPOSITORIES).map(|n| format!("worker-{n}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let ids = ctx.repositories(&names).await?;
-    // Enqueues the jobs.
-    let api = ctx.start_api(&Telemetry::Off, "worker-api.log").await?;
-
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    for round in 0..ctx.plan.rounds {
-        for telemetry_on in alternating(round) {
-            eprintln!(
-                "worker: {} round {}/{}",
-                if telemetry_on { "on" } else { "off" },
-                round + 1,
-                ctx.plan.rounds
-            );
-            let paths: Vec<String> = (0..ctx.plan.worker_jobs as usize)
-                .map(|n| format!("/api/repositories/{}/poll", ids[n % ids.len()]))
-                .collect();
-            curl_paths(
-                &api.base_url,
-                "enqueue",
-                "POST",
-                None,
-                paths.iter().map(String::as_str),
-                &ctx.dir,
-            )
-            .await
-            .context("enqueue the poll jobs")?;
-            let run = measure(ctx, &github, telemetry_on, round).await?;
-            if telemetry_on { &mut on } else { &mut off }.push(run);
-        }
-    }
-    api.stop(Duration::from_secs(15)).await?;
-    let (off, on) = (mode(off), mode(on));
-    Ok(Worker {
-        jobs_ratio: on.jobs_per_s / off.jobs_per_s,
-        added_cpu_ms: on.cpu_ms_per_job - off.cpu_ms_per_job,
-        off,
-        on,
-        load_before,
-        load_after: report::loadavg(),
-    })
-}
-
 fn mode(runs: Vec<Run>) -> Mode {
-    let of = |field: fn(&Run) -> f64| median(&runs.iter().map(field).collect::<Vec<_>>());
+    let of = |field: fn(&Run) -> f64| median_by(&runs, field);
     Mode {
         jobs_per_s: of(|run| run.jobs_per_s),
         cpu_ms_per_job: of(|run| run.cpu_ms_per_job),
@@ -113,27 +63,17 @@ fn mode(runs: Vec<Run>) -> Mode {
 async fn measure(
     ctx: &Ctx,
     github: &FakeGithub,
-    telemetry_on: bool,
+    export: &Export,
     round: usize,
 ) -> anyhow::Result<Run> {
     let jobs = ctx.plan.worker_jobs;
-    let (sink, telemetry) = Telemetry::with_sink(telemetry_on).await?;
-    let listen = free_addr()?;
-    let mut env = ctx.env("worker", &telemetry);
-    env.push(("WORKER_LISTEN_ADDR".into(), listen.to_string()));
+    let mut env = ctx.env(Service::Worker, export);
     env.push(("PROVIDER_BASE_URL".into(), github.base_url()));
     let earlier = github.call_count();
     let log = ctx
         .dir
-        .join(format!("worker-{}-{round}.log", telemetry.label()));
-    let worker = app::start(
-        "ampel-worker",
-        &ctx.binaries.worker,
-        &[],
-        &env,
-        listen,
-        log.clone(),
-    )?;
+        .join(format!("worker-{}-{round}.log", export.label()));
+    let worker = ctx.start(Service::Worker, env, log.clone()).await?;
     // Generous: a job is a few milliseconds; this only stops a stuck run.
     let deadline = Duration::from_secs(30 + jobs / 20);
     // Polled often: the first and the last call's times are the measurement.
@@ -155,11 +95,7 @@ async fn measure(
     .value;
     let first = first.expect("set before the last call");
     worker.stop(Duration::from_secs(15)).await?;
-    let tally = sink
-        .as_ref()
-        .map(Sink::received)
-        .transpose()?
-        .unwrap_or_default();
+    let received = export.received()?;
     let seconds = (last.0 - first.0).as_secs_f64();
     // From the first call to the last are jobs - 1 intervals.
     let intervals = (jobs - 1).max(1) as f64;
@@ -168,10 +104,18 @@ async fn measure(
         seconds,
         jobs_per_s: intervals / seconds,
         cpu_ms_per_job: (last.1 - first.1).as_secs_f64() * 1e3 / intervals,
-        spans_received: tally.total_spans(),
-        logs_received: tally.total_logs(),
+        spans_received: received.total_spans(),
+        logs_received: received.total_logs(),
     })
 }
+
+const COLUMNS: Columns = Columns(&[
+    ("mode", -6),
+    ("jobs/s", 8),
+    ("CPU ms/job", 12),
+    ("spans/job", 10),
+    ("logs/job", 9),
+]);
 
 impl Table for Worker {
     const TABLE: BenchTable = BenchTable::Worker;
@@ -179,31 +123,63 @@ impl Table for Worker {
         "4. Worker: jobs per second against a local fake provider, telemetry on vs off";
 
     async fn measure(ctx: &Ctx) -> anyhow::Result<Self> {
-        run(ctx).await
+        let github = FakeGithub::start(fake_github::Mode::Ok).await?;
+        let names: Vec<String> = (0..REPOSITORIES).map(|n| format!("worker-{n}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let ids = ctx.repositories(&names).await?;
+        // Enqueues the jobs.
+        let env = ctx.env(Service::Api, &Export::Off);
+        let api = ctx
+            .start(Service::Api, env, ctx.logs.path().join("worker-api.log"))
+            .await?;
+        let paths: Vec<String> = (0..ctx.plan.worker_jobs as usize)
+            .map(|n| format!("/api/repositories/{}/poll", ids[n % ids.len()]))
+            .collect();
+        let runs = ctx
+            .rounds("worker:", ["off", "on"], async |on, round| {
+                let paths = paths.iter().map(String::as_str);
+                load::each(&ctx.http, &api.base_url, "POST", None, paths)
+                    .await
+                    .context("enqueue the poll jobs")?;
+                measure(ctx, &github, &Export::live_if(on == 1).await?, round).await
+            })
+            .await?;
+        api.stop(Duration::from_secs(15)).await?;
+        let [off, on] = runs.map(mode);
+        Ok(Worker {
+            jobs_ratio: on.jobs_per_s / off.jobs_per_s,
+            added_cpu_ms: on.cpu_ms_per_job - off.cpu_ms_per_job,
+            off,
+            on,
+        })
     }
 
-    fn print(&self, ctx: &Ctx) {
-        println!(
-            "   load average {} -> {}; {} jobs per run, WORKER_CONCURRENCY default, worker on cpu {}",
-            self.load_before,
-            self.load_after,
+    fn settings(&self, ctx: &Ctx) -> String {
+        format!(
+            "; {} jobs per run, WORKER_CONCURRENCY default, worker on cpu {}",
             ctx.plan.worker_jobs,
             app::SERVER_CPU
-        );
-        println!(
-            "   {:<6} {:>8} {:>12} {:>10} {:>9}",
-            "mode", "jobs/s", "CPU ms/job", "spans/job", "logs/job"
-        );
+        )
+    }
+
+    fn print(&self, _: &Ctx) {
+        COLUMNS.print_heading();
         for (label, mode) in [("off", &self.off), ("on", &self.on)] {
-            println!(
-                "   {:<6} {:>8.1} {:>12.3} {:>10.1} {:>9.1}",
-                label, mode.jobs_per_s, mode.cpu_ms_per_job, mode.spans_per_job, mode.logs_per_job
-            );
+            let cells = [
+                label.to_owned(),
+                format!("{:.1}", mode.jobs_per_s),
+                format!("{:.3}", mode.cpu_ms_per_job),
+                format!("{:.1}", mode.spans_per_job),
+                format!("{:.1}", mode.logs_per_job),
+            ];
+            println!("{}", COLUMNS.row(&cells));
         }
-        println!(
-            "   {:<6} {:>8.3} {:>+12.3}",
-            "on/off", self.jobs_ratio, self.added_cpu_ms
-        );
+        let ratios = [
+            "on/off".to_owned(),
+            format!("{:.3}", self.jobs_ratio),
+            format!("{:+.3}", self.added_cpu_ms),
+        ];
+        println!("{}", COLUMNS.row(&ratios));
     }
 
     /// The issue sets no target for the worker; the table is for comparing commits.

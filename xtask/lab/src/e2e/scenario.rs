@@ -3,15 +3,16 @@
 //! The run's own names keep runs apart when several share one stack (the negative tests do):
 //! its job queue, its repository, its Prometheus label `e2e_run`, and the trace ids it follows.
 
-use std::fmt;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use fake_github::{FakeGithub, Mode};
-use rustix::process::Signal as UnixSignal;
 use serde_json::{Value, json};
 
-use otel_testkit::{Span, SpanKind, TimedOut, Trace, Visible, eventually};
+use otel_testkit::checks::{Check, Checks};
+use otel_testkit::process::Signal as UnixSignal;
+use otel_testkit::{Span, SpanKind, Trace, eventually};
 
 use super::apps::{self, App, Binaries};
 use super::stack::Stack;
@@ -28,78 +29,8 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(20);
 const POLL_ROUTE: &str = "/api/repositories/{id}/poll";
 const PULL_REQUESTS_ROUTE: &str = "/api/repositories/{id}/pull-requests";
 
-/// The outcome of one check.
-#[derive(Debug, Clone)]
-pub struct Check {
-    pub signal: Signal,
-    pub backend: String,
-    /// From the moment the signal was produced until the check first passed; `None` if it never did.
-    pub time_to_visible: Option<Duration>,
-    /// What was found (on success) or what was seen instead (on failure).
-    pub detail: String,
-}
-
-/// All checks of one run.
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub run: String,
-    pub checks: Vec<Check>,
-}
-
-impl Report {
-    /// The signals whose check failed.
-    pub fn failed(&self) -> Vec<Signal> {
-        self.checks
-            .iter()
-            .filter(|check| check.time_to_visible.is_none())
-            .map(|check| check.signal)
-            .collect()
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "e2e run {}:", self.run)?;
-        writeln!(f, "  signal   backend       found  time-to-visible")?;
-        for check in &self.checks {
-            let (found, time) = match check.time_to_visible {
-                Some(time) => ("yes", format!("{:.1}s", time.as_secs_f64())),
-                None => ("no", "-".to_owned()),
-            };
-            writeln!(
-                f,
-                "  {:<8} {:<13} {:<6} {}",
-                signal_name(check.signal),
-                check.backend,
-                found,
-                time
-            )?;
-        }
-        for check in &self.checks {
-            let verdict = if check.time_to_visible.is_some() {
-                "found"
-            } else {
-                "FAILED"
-            };
-            writeln!(
-                f,
-                "  {} {verdict}: {}",
-                signal_name(check.signal),
-                check.detail
-            )?;
-        }
-        Ok(())
-    }
-}
-
-pub fn signal_name(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Metrics => "metrics",
-        Signal::Traces => "traces",
-        Signal::Logs => "logs",
-        Signal::Flush => "flush",
-    }
-}
+/// The four checks of one run.
+pub type Report = Checks<Signal>;
 
 /// Runs the scenario once. `broken` switches one signal off (tests only): its check must fail.
 /// An `Err` means the scenario itself could not run (an app did not start, the job never ran).
@@ -124,47 +55,33 @@ pub async fn run(
         .await
         .context("point Prometheus at the apps")?;
 
-    let mut off = Vec::new();
-    match broken {
-        Some(Signal::Traces) => off.push(("OTEL_TRACES_EXPORTER".to_owned(), "none".to_owned())),
-        Some(Signal::Logs) => off.push(("OTEL_LOGS_EXPORTER".to_owned(), "none".to_owned())),
-        _ => {}
+    // The "not exported" breaks: both apps run with that signal's exporter switched off.
+    let exporter_off = match broken {
+        Some(Signal::Traces) => Some("OTEL_TRACES_EXPORTER"),
+        Some(Signal::Logs) => Some("OTEL_LOGS_EXPORTER"),
+        _ => None,
+    };
+    let queue = format!("ampel:e2e:{run}:{}", unique());
+    let mut api_env = vec![(ampel_api::config::LISTEN_ADDR_VAR, api_address.to_string())];
+    let mut worker_env = vec![
+        (ampel_worker::LISTEN_ADDR_VAR, worker_address.to_string()),
+        ("PROVIDER_BASE_URL", github.base_url()),
+        ("PROVIDER_TOKEN", String::new()),
+    ];
+    for env in [&mut api_env, &mut worker_env] {
+        env.push(("JOB_QUEUE", queue.clone()));
+        env.extend(exporter_off.map(|key| (key, "none".to_owned())));
     }
-    let queue = (
-        "JOB_QUEUE".to_owned(),
-        format!("ampel:e2e:{run}:{}", unique()),
-    );
-    let mut api_env = stack.app_env("api")?;
-    api_env.extend([
-        ("API_LISTEN_ADDR".to_owned(), api_address.to_string()),
-        queue.clone(),
-    ]);
-    api_env.extend(off.iter().cloned());
-    let mut worker_env = stack.app_env("worker")?;
-    worker_env.extend([
-        ("WORKER_LISTEN_ADDR".to_owned(), worker_address.to_string()),
-        ("PROVIDER_BASE_URL".to_owned(), github.base_url()),
-        ("PROVIDER_TOKEN".to_owned(), String::new()),
-        queue,
-    ]);
-    worker_env.extend(off);
-
-    let mut api = App::start(
-        "api",
-        &binaries.api,
-        api_address,
-        &api_env,
-        logs_dir.join("api.log"),
-    )?;
-    let mut worker = App::start(
-        "worker",
-        &binaries.worker,
-        worker_address,
-        &worker_env,
-        logs_dir.join("worker.log"),
-    )?;
-    api.ready("/ready").await?;
-    worker.ready("/health").await?;
+    let start = |service: &str, binary: &Path, address, own: Vec<(&str, String)>| {
+        let mut env = stack.app_env(service)?;
+        env.extend(own.into_iter().map(|(key, value)| (key.to_owned(), value)));
+        let log = logs_dir.join(format!("{service}.log"));
+        apps::start(service, binary, address, &env, log)
+    };
+    let mut api = start("api", &binaries.api, api_address, api_env)?;
+    let mut worker = start("worker", &binaries.worker, worker_address, worker_env)?;
+    api.ready(ampel_api::routes::READY).await?;
+    worker.ready(ampel_worker::http::HEALTH).await?;
     eprintln!(
         "[{run}] api on {api_address}, worker on {worker_address}; logs in {}",
         logs_dir.display()
@@ -224,10 +141,9 @@ pub async fn run(
     .await
     .map_err(|timed_out| {
         anyhow::anyhow!(
-            "the poll job did not finish: {}\n  worker log ({}) ends with:\n{}",
+            "the poll job did not finish: {}\n  the worker's {}",
             timed_out.last_seen,
-            worker.log.display(),
-            apps::tail(&worker.log)
+            worker.log_tail()
         )
     })?;
     eprintln!(
@@ -240,122 +156,189 @@ pub async fn run(
     // The flush check stops the api, so it waits for the metrics check (Prometheus must have
     // scraped the api first) but runs alongside the trace and log checks: a run then takes about
     // one deadline even when a check fails.
+    let checker = Checker { stack, run };
     let metrics_then_flush = async {
-        let metrics = check_metrics(stack, run, done).await;
-        let flush = check_flush(
-            stack,
-            run,
-            &mut api,
-            &http,
-            &pulls_url,
-            broken == Some(Signal::Flush),
-        )
-        .await;
-        (metrics, flush)
+        let metrics = checker.metrics(done).await;
+        let pull_the_plug = broken == Some(Signal::Flush);
+        let flush = checker.flush(&mut api, &http, &pulls_url, pull_the_plug);
+        (metrics, flush.await)
     };
+    let poll_trace = format!("trace {trace_id}");
     let ((metrics, flush), traces, logs) = tokio::join!(
         metrics_then_flush,
-        check_traces(stack, run, &trace_id, done),
-        check_logs(stack, run, &trace_id, done),
+        checker.trace(Signal::Traces, &poll_trace, &trace_id, done, poll_chain),
+        checker.logs(&trace_id, done),
     );
     let flush = flush?;
-
-    worker.signal(UnixSignal::TERM)?;
-    let worker_exit = worker.exited(EXIT_DEADLINE).await?;
-    anyhow::ensure!(
-        worker_exit.success(),
-        "the worker exited with {worker_exit} after SIGTERM; see {}",
-        worker.log.display()
-    );
+    worker.stop(EXIT_DEADLINE).await?;
     Ok(Report {
-        run: run.to_owned(),
+        title: format!("e2e run {run}"),
         checks: vec![metrics, traces, logs, flush],
     })
 }
 
-/// (a) Prometheus scraped both apps, and the poll request and the finished job were counted.
-async fn check_metrics(stack: &Stack, run: &str, produced: Instant) -> Check {
-    let selector = |job: &str| format!(r#"job="{job}",e2e_run="{run}""#);
-    let queries = [
-        (
-            format!("up{{{}}}", selector("api")),
-            "api is up",
-            Some("api"),
-        ),
-        (
-            format!("up{{{}}}", selector("worker")),
-            "worker is up",
-            Some("worker"),
-        ),
-        (
-            format!(
-                r#"axum_http_requests_total{{{},method="POST",endpoint="{POLL_ROUTE}",status="202"}}"#,
-                selector("api")
-            ),
-            "poll request counted",
-            None,
-        ),
-        (
-            format!(
-                r#"worker_jobs_total{{{},job_type="poll_repository",status="success"}}"#,
-                selector("worker")
-            ),
-            "job counted as success",
-            None,
-        ),
-    ];
-    let result = eventually(&format!("[{run}] metrics"), produced, DEADLINE, || async {
-        let mut missing = Vec::new();
-        let mut found = Vec::new();
-        for (query, what, job) in &queries {
-            match stack.prometheus.sum(query).await? {
-                // Fresh processes and a per-run label: every counter started at 0 in this run.
-                Some(value) if value >= 1.0 => found.push(format!("{what} ({query} = {value})")),
-                value => {
-                    let mut seen = format!(
-                        "{what}: {query} = {}",
-                        value.map_or("no series".to_owned(), |v| v.to_string())
-                    );
-                    if let Some(job) = job {
-                        let targets = stack
-                            .prometheus
-                            .targets(&[("job", job), ("e2e_run", run)])
-                            .await?;
-                        let targets: Vec<String> =
-                            targets.iter().map(ToString::to_string).collect();
-                        let targets = if targets.is_empty() {
-                            format!("no target of job {job:?} for this run is configured")
-                        } else {
-                            targets.join("; ")
-                        };
-                        seen.push_str(&format!(" [target: {targets}]"));
+/// What every check of one run needs: the stack it asks, and the run's name for its messages.
+#[derive(Clone, Copy)]
+struct Checker<'a> {
+    stack: &'a Stack,
+    run: &'a str,
+}
+
+impl Checker<'_> {
+    /// (a) Prometheus scraped both apps, and the poll request and the finished job were counted.
+    async fn metrics(self, produced: Instant) -> Check<Signal> {
+        let Self { stack, run } = self;
+        // (what, job, metric, more label matchers)
+        #[rustfmt::skip]
+        let queries = [
+            ("api is up", "api", "up", String::new()),
+            ("worker is up", "worker", "up", String::new()),
+            ("poll request counted", "api", "axum_http_requests_total",
+                format!(r#",method="POST",endpoint="{POLL_ROUTE}",status="202""#)),
+            ("job counted as success", "worker", "worker_jobs_total",
+                r#",job_type="poll_repository",status="success""#.to_owned()),
+        ];
+        let outcome = eventually(&format!("[{run}] metrics"), produced, DEADLINE, || async {
+            let mut missing = Vec::new();
+            let mut found = Vec::new();
+            for (what, job, metric, more) in &queries {
+                let query = format!(r#"{metric}{{job="{job}",e2e_run="{run}"{more}}}"#);
+                match stack.prometheus.sum(&query).await? {
+                    // Fresh processes and a per-run label: every counter started at 0 in this run.
+                    Some(value) if value >= 1.0 => {
+                        found.push(format!("{what} ({query} = {value})"))
                     }
-                    missing.push(seen);
+                    value => {
+                        let value = value.map_or("no series".to_owned(), |v| v.to_string());
+                        let mut seen = format!("{what}: {query} = {value}");
+                        // A missing `up` is explained by the job's scrape target.
+                        if *metric == "up" {
+                            let targets = stack
+                                .prometheus
+                                .targets(&[("job", job), ("e2e_run", run)])
+                                .await?;
+                            let targets: Vec<String> =
+                                targets.iter().map(ToString::to_string).collect();
+                            let targets = if targets.is_empty() {
+                                format!("no target of job {job:?} for this run is configured")
+                            } else {
+                                targets.join("; ")
+                            };
+                            seen.push_str(&format!(" [target: {targets}]"));
+                        }
+                        missing.push(seen);
+                    }
                 }
             }
+            anyhow::ensure!(missing.is_empty(), "{}", missing.join("; "));
+            Ok(found.join("; "))
+        })
+        .await;
+        Check {
+            label: Signal::Metrics,
+            backend: "prometheus".to_owned(),
+            outcome,
         }
-        anyhow::ensure!(missing.is_empty(), "{}", missing.join("; "));
-        Ok(found.join("; "))
-    })
-    .await;
-    check(Signal::Metrics, "prometheus", result)
+    }
+
+    /// (b) and (d): the trace store holds `trace_id` and `inspect` accepts the trace (its `Ok`
+    /// says what was found); `what` names the trace in what the check reports.
+    async fn trace(
+        self,
+        signal: Signal,
+        what: &str,
+        trace_id: &str,
+        produced: Instant,
+        inspect: impl Fn(&Trace) -> anyhow::Result<String>,
+    ) -> Check<Signal> {
+        let Self { stack, run } = self;
+        let label = format!("[{run}] {signal}");
+        let outcome = eventually(&label, produced, DEADLINE, || async {
+            let trace = stack.traces.trace(trace_id).await?;
+            anyhow::ensure!(!trace.is_empty(), "{what} not found");
+            let found = inspect(&trace).with_context(|| what.to_owned())?;
+            Ok(format!("{what}: {found}"))
+        })
+        .await;
+        Check {
+            label: signal,
+            backend: stack.trace_service.to_owned(),
+            outcome,
+        }
+    }
+
+    /// (c) A worker log record carries the poll's trace id and the worker's service name.
+    async fn logs(self, trace_id: &str, produced: Instant) -> Check<Signal> {
+        let Self { stack, run } = self;
+        let outcome = eventually(&format!("[{run}] logs"), produced, DEADLINE, || async {
+            let records = stack.logs.records(trace_id).await?;
+            let worker = records
+                .iter()
+                .find(|record| record.service == "ampel-worker" && record.trace_id == trace_id)
+                .with_context(|| {
+                    let services: Vec<&str> = records.iter().map(|record| record.service.as_str()).collect();
+                    format!("no ampel-worker record with trace_id {trace_id}; {} records with it, from {services:?}", records.len())
+                })?;
+            Ok(format!("{} records with trace_id {trace_id}, e.g. ampel-worker: {:?}", records.len(), worker.body))
+        })
+        .await;
+        Check {
+            label: Signal::Logs,
+            backend: stack.log_service.to_owned(),
+            outcome,
+        }
+    }
+
+    /// (d) One more request, then the api is stopped at once; that request's trace still arrives.
+    /// The signal follows the response within a millisecond or two, well inside the exporter's
+    /// 500 ms batch delay, so it is the flush on shutdown that delivers the span. With
+    /// `pull_the_plug` the api gets SIGKILL instead, which loses it.
+    async fn flush(
+        self,
+        api: &mut App,
+        http: &reqwest::Client,
+        pulls_url: &str,
+        pull_the_plug: bool,
+    ) -> anyhow::Result<Check<Signal>> {
+        let response = http
+            .get(pulls_url)
+            .send()
+            .await
+            .with_context(|| format!("GET {pulls_url}"))?;
+        let (signal, name) = if pull_the_plug {
+            (UnixSignal::KILL, "SIGKILL")
+        } else {
+            (UnixSignal::TERM, "SIGTERM")
+        };
+        api.signal(signal)?;
+        let produced = Instant::now();
+        // `traceparent: 00-<trace id>-<span id>-<flags>`, set by the api on every response.
+        let trace_id = response
+            .headers()
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split('-').nth(1))
+            .map(str::to_owned)
+            .with_context(|| format!("GET {pulls_url}: no traceparent header in the response"))?;
+        let exit = api.exited(EXIT_DEADLINE).await?;
+        let run = self.run;
+        eprintln!("[{run}] api stopped with {name} ({exit}); waiting for trace {trace_id}");
+        let span_name = format!("GET {PULL_REQUESTS_ROUTE}");
+        let what = format!("trace {trace_id} after {name} ({exit})");
+        let server_span = |trace: &Trace| {
+            let server = trace
+                .find("ampel-api", SpanKind::Server, &span_name)
+                .with_context(|| format!("no ampel-api server span {span_name:?}; {trace}"))?;
+            Ok(format!("{:?} arrived", server.name))
+        };
+        let flushed = self.trace(Signal::Flush, &what, &trace_id, produced, server_span);
+        Ok(flushed.await)
+    }
 }
 
 /// (b) The trace holds the api's server span of the poll request, the worker's job span below
-/// it, and the worker's outbound HTTP client span below that, from both services.
-async fn check_traces(stack: &Stack, run: &str, trace_id: &str, produced: Instant) -> Check {
-    let result = eventually(&format!("[{run}] traces"), produced, DEADLINE, || async {
-        let trace = stack.traces.trace(trace_id).await?;
-        anyhow::ensure!(!trace.is_empty(), "trace {trace_id} not found");
-        poll_chain(&trace)
-            .map(|chain| format!("trace {trace_id}: {chain}"))
-            .with_context(|| format!("trace {trace_id}"))
-    })
-    .await;
-    check(Signal::Traces, stack.trace_service, result)
-}
-
-/// The api span -> job span -> HTTP client span chain of a poll's trace, or what is missing.
+/// it, and the worker's outbound HTTP client span below that, from both services: that chain,
+/// or what is missing.
 fn poll_chain(trace: &Trace) -> anyhow::Result<String> {
     let poll_span = format!("POST {POLL_ROUTE}");
     let server = trace
@@ -386,89 +369,6 @@ fn poll_chain(trace: &Trace) -> anyhow::Result<String> {
         client.name,
         trace.spans.len()
     ))
-}
-
-/// (c) A worker log record carries the poll's trace id and the worker's service name.
-async fn check_logs(stack: &Stack, run: &str, trace_id: &str, produced: Instant) -> Check {
-    let result = eventually(&format!("[{run}] logs"), produced, DEADLINE, || async {
-        let records = stack.logs.records(trace_id).await?;
-        let worker = records
-            .iter()
-            .find(|record| record.service == "ampel-worker" && record.trace_id == trace_id)
-            .with_context(|| {
-                let services: Vec<&str> = records.iter().map(|record| record.service.as_str()).collect();
-                format!("no ampel-worker record with trace_id {trace_id}; {} records with it, from {services:?}", records.len())
-            })?;
-        Ok(format!("{} records with trace_id {trace_id}, e.g. ampel-worker: {:?}", records.len(), worker.body))
-    })
-    .await;
-    check(Signal::Logs, stack.log_service, result)
-}
-
-/// (d) One more request, then the api is stopped at once; that request's trace still arrives.
-/// The signal follows the response within a millisecond or two, well inside the exporter's
-/// 500 ms batch delay, so it is the flush on shutdown that delivers the span. With
-/// `pull_the_plug` the api gets SIGKILL instead, which loses it.
-async fn check_flush(
-    stack: &Stack,
-    run: &str,
-    api: &mut App,
-    http: &reqwest::Client,
-    pulls_url: &str,
-    pull_the_plug: bool,
-) -> anyhow::Result<Check> {
-    let response = http
-        .get(pulls_url)
-        .send()
-        .await
-        .with_context(|| format!("GET {pulls_url}"))?;
-    let (signal, name) = if pull_the_plug {
-        (UnixSignal::KILL, "SIGKILL")
-    } else {
-        (UnixSignal::TERM, "SIGTERM")
-    };
-    api.signal(signal)?;
-    let produced = Instant::now();
-    // `traceparent: 00-<trace id>-<span id>-<flags>`, set by the api on every response.
-    let trace_id = response
-        .headers()
-        .get("traceparent")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split('-').nth(1))
-        .map(str::to_owned)
-        .with_context(|| format!("GET {pulls_url}: no traceparent header in the response"))?;
-    let exit = api.exited(EXIT_DEADLINE).await?;
-    eprintln!("[{run}] api stopped with {name} ({exit}); waiting for trace {trace_id}");
-    let span_name = format!("GET {PULL_REQUESTS_ROUTE}");
-    let result = eventually(&format!("[{run}] flush"), produced, DEADLINE, || async {
-        let trace = stack.traces.trace(&trace_id).await?;
-        let server = trace
-            .find("ampel-api", SpanKind::Server, &span_name)
-            .with_context(|| format!("no ampel-api server span {span_name:?} in trace {trace_id} after {name} ({exit}); {trace}"))?;
-        Ok(format!("trace {trace_id} ({:?}) arrived after {name} ({exit})", server.name))
-    })
-    .await;
-    Ok(check(Signal::Flush, stack.trace_service, result))
-}
-
-fn check(signal: Signal, backend: &str, result: Result<Visible<String>, TimedOut>) -> Check {
-    let (time_to_visible, detail) = match result {
-        Ok(found) => (Some(found.after), found.value),
-        Err(timed_out) => (
-            None,
-            format!(
-                "not seen within {}s; last seen: {}",
-                DEADLINE.as_secs(),
-                timed_out.last_seen
-            ),
-        ),
-    };
-    Check {
-        signal,
-        backend: backend.to_owned(),
-        time_to_visible,
-        detail,
-    }
 }
 
 /// An outbound HTTP call's span: kind client, named by its method (reqwest-tracing's default).
@@ -508,8 +408,19 @@ fn unique() -> u128 {
 mod tests {
     use super::*;
 
-    fn span(id: &str, parent: Option<&str>, service: &str, kind: SpanKind, name: &str) -> Span {
-        Span {
+    /// A poll's trace as the app writes it: server span, enqueue, job, poll_repository, HTTP
+    /// call and a database call.
+    fn trace() -> Trace {
+        #[rustfmt::skip]
+        let spans = [
+            ("a1", None, "ampel-api", SpanKind::Server, "POST /api/repositories/{id}/poll"),
+            ("a2", Some("a1"), "ampel-api", SpanKind::Internal, "enqueue"),
+            ("w1", Some("a2"), "ampel-worker", SpanKind::Internal, "task"),
+            ("w2", Some("w1"), "ampel-worker", SpanKind::Internal, "poll_repository"),
+            ("w3", Some("w2"), "ampel-worker", SpanKind::Client, "GET"),
+            ("w4", Some("w2"), "ampel-worker", SpanKind::Client, "upsert_pull_request"),
+        ];
+        let spans = spans.map(|(id, parent, service, kind, name)| Span {
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
             span_id: id.to_owned(),
             parent_span_id: parent.map(str::to_owned),
@@ -517,39 +428,10 @@ mod tests {
             kind,
             service: service.to_owned(),
             attributes: Default::default(),
+        });
+        Trace {
+            spans: spans.into(),
         }
-    }
-
-    /// A poll's trace as the app writes it: server span, enqueue, job, poll_repository, HTTP
-    /// call and a database call.
-    fn trace() -> Trace {
-        let spans = vec![
-            span(
-                "a1",
-                None,
-                "ampel-api",
-                SpanKind::Server,
-                "POST /api/repositories/{id}/poll",
-            ),
-            span("a2", Some("a1"), "ampel-api", SpanKind::Internal, "enqueue"),
-            span("w1", Some("a2"), "ampel-worker", SpanKind::Internal, "task"),
-            span(
-                "w2",
-                Some("w1"),
-                "ampel-worker",
-                SpanKind::Internal,
-                "poll_repository",
-            ),
-            span("w3", Some("w2"), "ampel-worker", SpanKind::Client, "GET"),
-            span(
-                "w4",
-                Some("w2"),
-                "ampel-worker",
-                SpanKind::Client,
-                "upsert_pull_request",
-            ),
-        ];
-        Trace { spans }
     }
 
     /// The whole chain passes.

@@ -1,0 +1,243 @@
+//! Several containers under names (a compose file's services, say), started at once and
+//! removed together. Configuration values that refer to them as `//name:port` or `@name:port`
+//! (a URL, a DSN) are rewritten to the addresses the host reaches them at.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use super::{ContainerSpec, Running, start};
+
+/// Started, ready containers by name.
+pub struct Group {
+    members: Vec<(String, Running)>,
+}
+
+impl Group {
+    /// Starts every `(name, spec)` at once and waits until each is ready, printing progress to
+    /// stderr. When one fails, the others are removed again, and the error names each that
+    /// failed with what it saw.
+    pub async fn start(
+        specs: impl IntoIterator<Item = (impl Into<String>, ContainerSpec)>,
+    ) -> anyhow::Result<Self> {
+        let specs: Vec<(String, ContainerSpec)> = specs
+            .into_iter()
+            .map(|(name, spec)| (name.into(), spec))
+            .collect();
+        anyhow::ensure!(!specs.is_empty(), "a group needs at least one container");
+        let started = futures::future::join_all(specs.into_iter().map(|(name, spec)| async move {
+            let since = Instant::now();
+            eprintln!("starting {name} ({})", spec.image());
+            let running = start(&spec)
+                .await
+                .with_context(|| format!("start {name}"))?;
+            eprintln!("{name} ready in {:.1}s", since.elapsed().as_secs_f64());
+            anyhow::Ok((name, running))
+        }))
+        .await;
+        let mut group = Group {
+            members: Vec::new(),
+        };
+        let mut errors = Vec::new();
+        for result in started {
+            match result {
+                Ok(member) => group.members.push(member),
+                Err(err) => errors.push(format!("{err:#}")),
+            }
+        }
+        if !errors.is_empty() {
+            group.stop().await;
+            anyhow::bail!("{}", errors.join("\n"));
+        }
+        Ok(group)
+    }
+
+    /// The container started as `name`.
+    pub fn get(&self, name: &str) -> Option<&Running> {
+        self.members
+            .iter()
+            .find_map(|(member, running)| (member == name).then_some(running))
+    }
+
+    /// `http://127.0.0.1:<host port>` of `port` of `name`; an error when `name` is not in the
+    /// group or does not publish `port`.
+    pub fn url(&self, name: &str, port: u16) -> anyhow::Result<String> {
+        self.get(name)
+            .filter(|running| running.ports.contains_key(&port))
+            .map(|running| running.url(port))
+            .with_context(|| format!("no container {name:?} publishing port {port} in the group"))
+    }
+
+    /// Where containers reach the host; every container of a group reports the same bridge
+    /// gateway (see [`Running::gateway`]).
+    pub fn gateway(&self) -> IpAddr {
+        self.members[0].1.gateway()
+    }
+
+    /// `value` with every `//name:port` and `@name:port` of a published port of the group
+    /// replaced by its host address (`//127.0.0.1:49153`), so a URL written for the containers'
+    /// network works from the host.
+    pub fn rewrite(&self, value: &str) -> String {
+        let published = self.members.iter().flat_map(|(name, running)| {
+            running
+                .ports
+                .iter()
+                .map(move |(port, address)| (name.as_str(), *port, *address))
+        });
+        rewrite(value, published)
+    }
+
+    /// Removes every container and waits; a container that cannot be removed is a warning.
+    pub async fn stop(self) {
+        futures::future::join_all(self.members.into_iter().map(|(name, running)| async move {
+            if let Err(err) = running.stop().await {
+                eprintln!("warning: could not remove the {name} container: {err:#}");
+            }
+        }))
+        .await;
+    }
+
+    /// Leaves the containers running (to look at them after a run) and prints their ids and
+    /// published ports.
+    pub fn keep(self) {
+        eprintln!("containers kept; remove them with `docker rm -f <id>`:");
+        for (name, running) in self.members {
+            let mut ports: Vec<String> = running
+                .ports
+                .iter()
+                .map(|(port, address)| format!("{port}->{address}"))
+                .collect();
+            ports.sort();
+            eprintln!("  {name:<13} {} {}", running.keep(), ports.join(" "));
+        }
+    }
+}
+
+/// `value` with `//name:port` and `@name:port` replaced by `//address` and `@address` for each
+/// `(name, port, address)`; a longer port (`name:80` in `name:8080`) is left alone.
+fn rewrite<'a>(
+    value: &str,
+    published: impl IntoIterator<Item = (&'a str, u16, SocketAddr)>,
+) -> String {
+    let mut value = value.to_owned();
+    for (name, port, address) in published {
+        for prefix in ["//", "@"] {
+            let from = format!("{prefix}{name}:{port}");
+            let mut out = String::with_capacity(value.len());
+            let mut rest = value.as_str();
+            while let Some(at) = rest.find(&from) {
+                let after = &rest[at + from.len()..];
+                out.push_str(&rest[..at]);
+                if after.starts_with(|next: char| next.is_ascii_digit()) {
+                    out.push_str(&from);
+                } else {
+                    out.push_str(&format!("{prefix}{address}"));
+                }
+                rest = after;
+            }
+            out.push_str(rest);
+            value = out;
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use testcontainers::bollard::query_parameters::ListContainersOptions;
+
+    use super::*;
+    use crate::container::require_engine;
+    use crate::prometheus;
+
+    /// URLs and DSNs that name a member's port point at its host address; other names, other
+    /// ports and longer ports stay.
+    #[test]
+    fn references_to_published_ports_are_rewritten() {
+        let db = SocketAddr::from(([127, 0, 0, 1], 49153));
+        let api = SocketAddr::from(([127, 0, 0, 1], 49154));
+        let published = [("db", 5432, db), ("api", 80, api)];
+        let cases = [
+            (
+                "postgres://u:p@db:5432/x",
+                "postgres://u:p@127.0.0.1:49153/x",
+            ),
+            ("http://api:80/ready", "http://127.0.0.1:49154/ready"),
+            (
+                "http://api:8080 http://api:80",
+                "http://api:8080 http://127.0.0.1:49154",
+            ),
+            (
+                "http://db:5433 http://other:5432 mydb:5432",
+                "http://db:5433 http://other:5432 mydb:5432",
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(rewrite(value, published), expected, "{value}");
+        }
+    }
+
+    /// A started group answers by name and port, rewrites references to its ports, and says
+    /// which name or port it lacks.
+    #[tokio::test]
+    async fn a_group_reaches_its_members_by_name() {
+        let image = prometheus::image();
+        let test = "a_group_reaches_its_members_by_name";
+        if require_engine(test, &[&image]).await.is_none() {
+            return;
+        }
+        let spec = prometheus::spec(&image).name_prefix("otel-testkit-group");
+        let group = Group::start([("metrics", spec)]).await.unwrap();
+        let address = group.get("metrics").unwrap().address(prometheus::API_PORT);
+        let url = group.url("metrics", prometheus::API_PORT).unwrap();
+        assert_eq!(url, format!("http://{address}"));
+        assert_eq!(
+            group.rewrite("http://metrics:9090/api"),
+            format!("http://{address}/api")
+        );
+        let wrong_port = group.url("metrics", 1).unwrap_err().to_string();
+        assert!(
+            wrong_port.contains("no container \"metrics\" publishing port 1"),
+            "{wrong_port}"
+        );
+        assert!(group.url("logs", prometheus::API_PORT).is_err());
+        assert!(!group.gateway().is_loopback());
+        group.stop().await;
+    }
+
+    /// When one member cannot start, the error names it and the members that did start are
+    /// removed again.
+    #[tokio::test]
+    async fn a_failed_member_removes_the_others() {
+        let image = prometheus::image();
+        let test = "a_failed_member_removes_the_others";
+        let Some(docker) = require_engine(test, &[&image]).await else {
+            return;
+        };
+        let prefix = format!("otel-testkit-group-failed-{}", std::process::id());
+        let started = Group::start([
+            ("metrics", prometheus::spec(&image).name_prefix(&prefix)),
+            (
+                "absent",
+                ContainerSpec::new("localhost/otel-testkit/absent:none"),
+            ),
+        ])
+        .await;
+        let err = format!(
+            "{:#}",
+            started.err().expect("the absent image fails the group")
+        );
+        assert!(err.contains("start absent"), "{err}");
+        assert!(!err.contains("start metrics"), "{err}");
+        let left = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some([("name".to_owned(), vec![prefix.clone()])].into()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "containers left behind: {left:?}");
+    }
+}
