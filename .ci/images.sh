@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the local container images used by CI/dev (no registry here, so
 # nothing can be pulled): a Debian base from debootstrap, Debian-packaged
-# servers on top of it, and Jaeger/VictoriaLogs built from Go modules.
+# servers on top of it, and Jaeger, VictoriaLogs and the OpenTelemetry Collector built from Go
+# modules.
 #
 # Each image carries a label with a hash of its inputs (its folder under
 # .ci/images/, the base image id, pinned versions); an image whose label
@@ -111,6 +112,37 @@ prep_victorialogs() {
     "-s -w -X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-logs-$VL_VERSION")" "$1/victoria-logs"
 }
 
+# The OpenTelemetry Collector: the collector builder (OCB, at the manifest's release) compiles
+# only the manifest's components; every module is of that one release (strict versioning).
+# Cached per hash of the manifest and the Go version.
+prep_otel_collector() {
+  local manifest=$IMAGES/otel-collector/manifest.yaml version hash out builder work log t=$SECONDS
+  version=$(sed -n 's/^  version: *\([0-9.]*\)$/\1/p' "$manifest")
+  [[ -n $version ]] || { say "no dist.version in $manifest"; exit 1; }
+  hash=$({ cat "$manifest"; go version; } | sha256sum | cut -c1-12)
+  out=$CACHE/bin/otelcol-ampel-$version-$hash/otelcol-ampel
+  if [[ ! -x $out ]]; then
+    export GOCACHE=$CACHE/go-build GOMODCACHE=$CACHE/gomod CGO_ENABLED=0 GOTOOLCHAIN=local
+    log=$CACHE/go-otelcol.log
+    builder=$CACHE/bin/ocb-$version/builder
+    if [[ ! -x $builder ]]; then
+      say "go install the collector builder v$version"
+      GOBIN=$(dirname "$builder") go install "go.opentelemetry.io/collector/cmd/builder@v$version" >"$log" 2>&1 \
+        || { tail -40 "$log" >&2; say "collector builder install failed"; exit 1; }
+    fi
+    say "building the collector $version (OCB; log: $log)"
+    work=$(mktemp -d /var/tmp/ampel-otelcol.XXXXXX)
+    cp "$manifest" "$work/"
+    (cd "$work" && "$builder" --config manifest.yaml --skip-strict-versioning=false) >>"$log" 2>&1 \
+      || { tail -40 "$log" >&2; rm -rf "$work"; say "collector build failed"; exit 1; }
+    mkdir -p "$(dirname "$out")"
+    mv "$work/_build/otelcol-ampel" "$out"
+    rm -rf "$work"
+    say "built otelcol-ampel $version in $((SECONDS - t)) s"
+  fi
+  cp "$out" "$1/otelcol-ampel"
+}
+
 # --------------------------------------------------------- derived images
 # build_image DIRNAME REF [PREP_FN] [EXTRA_HASH_INPUT...]
 build_image() {
@@ -138,6 +170,7 @@ build_image postgres-exporter localhost/ampel-ci/postgres-exporter:latest
 build_image redis-exporter    localhost/ampel-ci/redis-exporter:latest
 build_image jaeger            localhost/ampel-ci/jaeger:1.76.0 prep_jaeger "jaeger=$JAEGER_VERSION"
 build_image victorialogs      localhost/ampel-ci/victorialogs:1.52.1 prep_victorialogs "victorialogs=$VL_VERSION"
+build_image otel-collector    localhost/ampel-ci/otel-collector:0.161.0 prep_otel_collector
 # Drop superseded (now untagged) builds of our images.
 podman image prune -f --filter "label=$LABEL" >/dev/null 2>&1 || true
 # The binaries are kept per version in $CACHE/bin; Go's build cache (1.7 GB after Jaeger and
@@ -154,6 +187,7 @@ export AMPEL_POSTGRES_EXPORTER_IMAGE=localhost/ampel-ci/postgres-exporter:latest
 export AMPEL_REDIS_EXPORTER_IMAGE=localhost/ampel-ci/redis-exporter:latest
 export AMPEL_JAEGER_IMAGE=localhost/ampel-ci/jaeger:1.76.0
 export AMPEL_VICTORIALOGS_IMAGE=localhost/ampel-ci/victorialogs:1.52.1
+export AMPEL_OTEL_COLLECTOR_IMAGE=localhost/ampel-ci/otel-collector:0.161.0
 # The same images for otel-testkit's own container tests (crates/testkit).
 export OTEL_TESTKIT_PROMETHEUS_IMAGE=localhost/ampel-ci/prometheus:2
 export OTEL_TESTKIT_JAEGER_IMAGE=localhost/ampel-ci/jaeger:1.76.0

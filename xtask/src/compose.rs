@@ -28,6 +28,9 @@ pub struct Service {
     /// `"127.0.0.1:HOST:CONTAINER"` strings.
     #[serde(default)]
     pub ports: Vec<String>,
+    /// Container ports other services use but the host does not (compose's `expose:`).
+    #[serde(default)]
+    pub expose: Vec<String>,
     #[serde(default)]
     pub environment: BTreeMap<String, serde_yaml::Value>,
     #[serde(default)]
@@ -202,6 +205,17 @@ impl Service {
                     _ => anyhow::bail!("port {spec:?} must be \"127.0.0.1:HOST:CONTAINER\" (never published on every interface)"),
                 }
             })
+            .collect()
+    }
+
+    /// Every container port other services may use: the published ones and `expose:`.
+    pub fn container_ports(&self) -> Vec<u16> {
+        let published = self.published_ports().unwrap_or_default();
+        let exposed = self.expose.iter().filter_map(|port| port.parse().ok());
+        published
+            .iter()
+            .map(|port| port.container)
+            .chain(exposed)
             .collect()
     }
 

@@ -394,10 +394,10 @@ mod tests {
                 .chain(&peers)
                 .all(|name| everything.contains(name))
         );
-        // The override repoints the app's traces at Jaeger (environment maps merge by key).
+        // The override repoints the collector's traces at Jaeger (environment maps merge by key).
         let model = Variant::Peers.model().unwrap();
-        let endpoint = model.services["api"]
-            .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        let endpoint = model.services["otel-collector"]
+            .env("OTELCOL_TRACES_ENDPOINT")
             .unwrap();
         assert!(endpoint.contains("jaeger"), "{endpoint}");
     }

@@ -143,8 +143,11 @@ impl ContainerSpec {
         self
     }
 
+    /// Sets `key` (again: the last value set wins).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
+        let key = key.into();
+        self.env.retain(|(set, _)| *set != key);
+        self.env.push((key, value.into()));
         self
     }
 
@@ -241,6 +244,7 @@ pub struct Running {
     docker: Docker,
     ports: HashMap<u16, SocketAddr>,
     gateway: IpAddr,
+    ip: IpAddr,
 }
 
 /// What a command run inside a container did.
@@ -282,6 +286,12 @@ impl Running {
     /// Where containers reach the host: the bridge network's gateway address.
     pub fn gateway(&self) -> IpAddr {
         self.gateway
+    }
+
+    /// Where other containers reach this one: its address on the bridge network (any of its
+    /// ports, published or not; the engine's default network has no names).
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 
     /// Runs `argv` inside the container and waits for it to exit.
@@ -483,19 +493,15 @@ async fn inspect(
         };
         ports.insert(*port, SocketAddr::from(([127, 0, 0, 1], host_port)));
     }
-    let gateway = settings
+    let address = |ip: &Option<String>| -> Option<IpAddr> {
+        ip.as_deref().filter(|ip| !ip.is_empty())?.parse().ok()
+    };
+    let bridge = settings
         .networks
         .unwrap_or_default()
         .values()
-        .find_map(|network| {
-            network
-                .gateway
-                .as_deref()
-                .filter(|ip| !ip.is_empty())?
-                .parse()
-                .ok()
-        });
-    let Some(gateway) = gateway else {
+        .find_map(|network| Some((address(&network.gateway)?, address(&network.ip_address)?)));
+    let Some((gateway, ip)) = bridge else {
         let err = anyhow::anyhow!(
             "{name}: no bridge gateway address reported: is the engine's default network a bridge?"
         );
@@ -507,6 +513,7 @@ async fn inspect(
         docker: docker.clone(),
         ports,
         gateway,
+        ip,
     })
 }
 

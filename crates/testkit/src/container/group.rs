@@ -88,6 +88,18 @@ impl Group {
         rewrite(value, published)
     }
 
+    /// `value` with every `//name:PORT` and `@name:PORT` of a member replaced by its address on
+    /// the bridge network (`//10.88.0.5:PORT`), so a URL written for compose's network works from
+    /// another container (the engine's default network resolves no names).
+    pub fn rewrite_for_containers(&self, value: &str, ports: &[u16]) -> String {
+        let inside = self.members.iter().flat_map(|(name, running)| {
+            ports
+                .iter()
+                .map(move |port| (name.as_str(), *port, SocketAddr::new(running.ip(), *port)))
+        });
+        rewrite(value, inside)
+    }
+
     /// Removes every container and waits; a container that cannot be removed is a warning.
     pub async fn stop(self) {
         futures::future::join_all(self.members.into_iter().map(|(name, running)| async move {
@@ -203,6 +215,12 @@ mod tests {
         );
         assert!(group.url("logs", prometheus::API_PORT).is_err());
         assert!(!group.gateway().is_loopback());
+        let ip = group.get("metrics").unwrap().ip();
+        assert!(!ip.is_loopback() && ip != group.gateway(), "{ip}");
+        assert_eq!(
+            group.rewrite_for_containers("http://metrics:4318 http://metrics:9", &[4318]),
+            format!("http://{ip}:4318 http://metrics:9")
+        );
         group.stop().await;
     }
 

@@ -292,8 +292,7 @@ fn healthcheck_urls(service: &Service) -> Vec<(String, Request)> {
 
 /// The ports a service listens on inside the network: its published container ports.
 fn container_ports(service: &Service) -> BTreeSet<u16> {
-    let published = service.published_ports().unwrap_or_default();
-    published.iter().map(|port| port.container).collect()
+    service.container_ports().into_iter().collect()
 }
 
 /// URLs that name a compose service (in compose environments and Grafana data sources) must use

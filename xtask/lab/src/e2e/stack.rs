@@ -24,6 +24,11 @@ const PROMETHEUS_RULES: &str = "observability/prometheus/rules";
 /// The compose service names of the parts the e2e queries.
 const PROMETHEUS: &str = "prometheus";
 const DATASTORES: [&str; 2] = ["postgres", "redis"];
+/// Where the apps export; it forwards to the chosen stores, so it starts after them.
+const COLLECTOR: &str = "otel-collector";
+/// The collector's settings that name a store, and which store each names.
+const COLLECTOR_TRACES: &str = "OTELCOL_TRACES_ENDPOINT";
+const COLLECTOR_LOGS: &str = "OTELCOL_LOGS_ENDPOINT";
 
 /// A trace backend: its compose service, its query API's port, and its client.
 type TraceBackendParts = (&'static str, u16, fn(Client, String) -> Box<dyn TraceStore>);
@@ -63,14 +68,14 @@ fn services(traces: TraceBackend, logs: LogBackend) -> [&'static str; 5] {
 /// The running backends and how to reach them.
 pub struct Stack {
     containers: Group,
+    /// The collector, in a group of its own: it is given the stores' addresses.
+    collector: Group,
     /// The host's address on the containers' bridge network (see `Running::gateway`). The apps
     /// listen on it for the test's duration so that Prometheus, in a container, can scrape them,
     /// while staying off the machine's external interfaces.
     pub host_ip: IpAddr,
     /// compose.yaml with compose.peers.yaml laid over it: every service either variant has.
     model: ComposeFile,
-    /// compose.yaml alone: the app's endpoints for Tempo and Loki, which the peers override.
-    grafana: ComposeFile,
     pub prometheus: Prometheus,
     /// Prometheus' configuration: observability/'s, with the `api` and `worker` jobs pointed at
     /// each run's host processes and the exporters' jobs left out (the e2e starts no exporter).
@@ -89,6 +94,7 @@ impl Stack {
         let services = services(traces, logs);
         services
             .iter()
+            .chain(&[COLLECTOR])
             .map(|name| Ok(spec(&model, name, true)?.image()))
             .collect()
     }
@@ -120,6 +126,17 @@ impl Stack {
             });
         }
         let containers = start_containers(specs).await?;
+        let collector = match collector_spec(&model, &containers, traces, logs) {
+            Ok(spec) => start_containers(vec![(COLLECTOR, spec)]).await,
+            Err(err) => Err(err),
+        };
+        let collector = match collector {
+            Ok(collector) => collector,
+            Err(err) => {
+                containers.stop().await;
+                return Err(err);
+            }
+        };
         let http = Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -139,46 +156,31 @@ impl Stack {
             logs: log_store(http, url((log_service, log_port))?),
             log_service,
             containers,
+            collector,
             model,
-            grafana: Variant::Grafana.model()?,
             prometheus,
             scrape,
         })
     }
 
     /// The environment compose gives `service` (`api` or `worker`), pointed at this stack: every
-    /// `//name:port` and `@name:port` of a started service becomes its published address, and
-    /// the OTLP endpoints are the ones compose uses for the chosen backends.
+    /// `//name:port` and `@name:port` of a started service (the collector's included) becomes
+    /// its published address.
     pub fn app_env(&self, service: &str) -> anyhow::Result<Vec<(String, String)>> {
         let app = find(&self.model, service)?;
         let lookup = |key: &str| std::env::var(key).ok();
-        let mut env: Vec<(String, String)> = app
+        Ok(app
             .environment
             .keys()
             // Listen addresses are container addresses (0.0.0.0:PORT); the caller picks free
             // ones on the host.
             .filter(|key| !key.ends_with("_LISTEN_ADDR"))
-            .filter_map(|key| Some((key.clone(), compose::interpolate(&app.env(key)?, lookup))))
-            .collect();
-        for (key, backend) in [
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", self.trace_service),
-            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", self.log_service),
-        ] {
-            // The variant whose app exports to this backend says where its receiver is.
-            let endpoint = [&self.grafana, &self.model]
-                .iter()
-                .filter_map(|model| model.services.get(service)?.env(key))
-                .find(|value| value.contains(&format!("//{backend}:")))
-                .with_context(|| {
-                    format!("no {key} pointing at {backend} in the {service} service of compose/")
-                })?;
-            env.retain(|(name, _)| name != key);
-            env.push((key.to_owned(), endpoint));
-        }
-        for (_, value) in &mut env {
-            *value = self.containers.rewrite(value);
-        }
-        Ok(env)
+            .filter_map(|key| {
+                let value = compose::interpolate(&app.env(key)?, lookup);
+                let value = self.collector.rewrite(&self.containers.rewrite(&value));
+                Some((key.clone(), value))
+            })
+            .collect())
     }
 
     /// Adds scrape targets (job `api` or `worker`, labelled `e2e_run`) and reloads Prometheus.
@@ -196,7 +198,9 @@ impl Stack {
                 self.scrape.keep().display()
             );
             self.containers.keep();
+            self.collector.keep();
         } else {
+            self.collector.stop().await;
             self.containers.stop().await;
         }
     }
@@ -236,6 +240,38 @@ impl Datastores {
     pub async fn stop(self) {
         self.containers.stop().await;
     }
+}
+
+/// The collector as compose runs it, its exporters pointed at the chosen stores: each setting
+/// takes its value from whichever compose variant names that store (compose.yaml names Tempo and
+/// Loki, the peers Jaeger and VictoriaLogs), with the stores' bridge addresses.
+fn collector_spec(
+    model: &ComposeFile,
+    stores: &Group,
+    traces: TraceBackend,
+    logs: LogBackend,
+) -> anyhow::Result<ContainerSpec> {
+    let variants = [Variant::Grafana.model()?, Variant::Peers.model()?];
+    let ports: Vec<u16> = model
+        .services
+        .values()
+        .flat_map(|service| service.container_ports())
+        .collect();
+    let mut spec = spec(model, COLLECTOR, true)?;
+    for (key, store) in [
+        (COLLECTOR_TRACES, trace_backend(traces).0),
+        (COLLECTOR_LOGS, log_backend(logs).0),
+    ] {
+        let endpoint = variants
+            .iter()
+            .filter_map(|variant| variant.services.get(COLLECTOR)?.env(key))
+            .find(|value| value.contains(&format!("//{store}:")))
+            .with_context(|| {
+                format!("no {key} of the {COLLECTOR} service in compose/ names {store}")
+            })?;
+        spec = spec.env(key, stores.rewrite_for_containers(&endpoint, &ports));
+    }
+    Ok(spec)
 }
 
 /// Starts the services' containers; an error says how to get images where no registry is.
