@@ -114,33 +114,35 @@ prep_victorialogs() {
 
 # The OpenTelemetry Collector: the collector builder (OCB, at the manifest's release) compiles
 # only the manifest's components; every module is of that one release (strict versioning).
-# Cached per hash of the manifest and the Go version.
-prep_otel_collector() {
+# Cached per hash of the manifest and the Go version; prints the binary's path.
+otelcol_bin() {
   local manifest=$IMAGES/otel-collector/manifest.yaml version hash out builder work log t=$SECONDS
   version=$(sed -n 's/^  version: *\([0-9.]*\)$/\1/p' "$manifest")
   [[ -n $version ]] || { say "no dist.version in $manifest"; exit 1; }
   hash=$({ cat "$manifest"; go version; } | sha256sum | cut -c1-12)
   out=$CACHE/bin/otelcol-ampel-$version-$hash/otelcol-ampel
-  if [[ ! -x $out ]]; then
-    export GOCACHE=$CACHE/go-build GOMODCACHE=$CACHE/gomod CGO_ENABLED=0 GOTOOLCHAIN=local
-    log=$CACHE/go-otelcol.log
-    builder=$CACHE/bin/ocb-$version/builder
-    if [[ ! -x $builder ]]; then
-      say "go install the collector builder v$version"
-      GOBIN=$(dirname "$builder") go install "go.opentelemetry.io/collector/cmd/builder@v$version" >"$log" 2>&1 \
-        || { tail -40 "$log" >&2; say "collector builder install failed"; exit 1; }
-    fi
-    say "building the collector $version (OCB; log: $log)"
-    work=$(mktemp -d /var/tmp/ampel-otelcol.XXXXXX)
-    cp "$manifest" "$work/"
-    (cd "$work" && "$builder" --config manifest.yaml --skip-strict-versioning=false) >>"$log" 2>&1 \
-      || { tail -40 "$log" >&2; rm -rf "$work"; say "collector build failed"; exit 1; }
-    mkdir -p "$(dirname "$out")"
-    mv "$work/_build/otelcol-ampel" "$out"
-    rm -rf "$work"
-    say "built otelcol-ampel $version in $((SECONDS - t)) s"
+  if [[ -x $out ]]; then echo "$out"; return; fi
+  export GOCACHE=$CACHE/go-build GOMODCACHE=$CACHE/gomod CGO_ENABLED=0 GOTOOLCHAIN=local
+  log=$CACHE/go-otelcol.log
+  builder=$CACHE/bin/ocb-$version/builder
+  if [[ ! -x $builder ]]; then
+    say "go install the collector builder v$version"
+    GOBIN=$(dirname "$builder") go install "go.opentelemetry.io/collector/cmd/builder@v$version" >"$log" 2>&1 \
+      || { tail -40 "$log" >&2; say "collector builder install failed"; exit 1; }
   fi
-  cp "$out" "$1/otelcol-ampel"
+  say "building the collector $version (OCB; log: $log)"
+  work=$(mktemp -d /var/tmp/ampel-otelcol.XXXXXX)
+  cp "$manifest" "$work/"
+  (cd "$work" && "$builder" --config manifest.yaml --skip-strict-versioning=false) >>"$log" 2>&1 \
+    || { tail -40 "$log" >&2; rm -rf "$work"; say "collector build failed"; exit 1; }
+  mkdir -p "$(dirname "$out")"
+  mv "$work/_build/otelcol-ampel" "$out"
+  rm -rf "$work"
+  say "built otelcol-ampel $version in $((SECONDS - t)) s"
+  echo "$out"
+}
+prep_otel_collector() {
+  cp "$(otelcol_bin)" "$1/otelcol-ampel"
 }
 
 # --------------------------------------------------------- derived images
@@ -171,6 +173,8 @@ build_image redis-exporter    localhost/ampel-ci/redis-exporter:latest
 build_image jaeger            localhost/ampel-ci/jaeger:1.76.0 prep_jaeger "jaeger=$JAEGER_VERSION"
 build_image victorialogs      localhost/ampel-ci/victorialogs:1.52.1 prep_victorialogs "victorialogs=$VL_VERSION"
 build_image otel-collector    localhost/ampel-ci/otel-collector:0.161.0 prep_otel_collector
+# A stable name for `cargo xtask check`'s `validate` of the collector config (AMPEL_OTELCOL).
+ln -sfn "$(otelcol_bin)" "$CACHE/bin/otelcol-ampel"
 # Drop superseded (now untagged) builds of our images.
 podman image prune -f --filter "label=$LABEL" >/dev/null 2>&1 || true
 # The binaries are kept per version in $CACHE/bin; Go's build cache (1.7 GB after Jaeger and
@@ -193,4 +197,6 @@ export OTEL_TESTKIT_PROMETHEUS_IMAGE=localhost/ampel-ci/prometheus:2
 export OTEL_TESTKIT_JAEGER_IMAGE=localhost/ampel-ci/jaeger:1.76.0
 export OTEL_TESTKIT_VICTORIALOGS_IMAGE=localhost/ampel-ci/victorialogs:1.52.1
 EOF
+# The collector binary the image holds, for `cargo xtask check` (its cache folder may be moved).
+echo "export AMPEL_OTELCOL=$CACHE/bin/otelcol-ampel" >>"$HERE/images.env"
 say "images ready in $((SECONDS - T0)) s; env: $HERE/images.env"

@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub const MAIN: &str = "compose/compose.yaml";
 /// The override that swaps Grafana/Loki/Tempo for Jaeger and VictoriaLogs.
 pub const PEERS: &str = "compose/compose.peers.yaml";
+/// The service the apps export OTLP to, and only it: the stores are the collector's business.
+pub const COLLECTOR: &str = "otel-collector";
 
 /// A compose file, as far as xtask needs it.
 #[derive(Debug, Default, Deserialize)]

@@ -10,12 +10,14 @@
 //! `file[:line]` and what to change. The rules live one area per file: `compose.rs` (the compose
 //! files themselves), `promql.rs` (expressions and metric names), `grafana.rs` (data sources),
 //! `alerts.rs` (labels, annotations, runbook anchors, tests), `wiring.rs` (ports and paths across
-//! files), `promtool.rs` (Prometheus' own checks, when promtool is installed). `sources.rs` reads
+//! files), `promtool.rs` (Prometheus' own checks, when promtool is installed), `otelcol.rs` (the
+//! collector's `validate`, when a collector binary is at hand). `sources.rs` reads
 //! the files once; each rule gets them as text, so its tests feed it small inline fixtures.
 
 mod alerts;
 mod compose;
 mod grafana;
+mod otelcol;
 mod promql;
 mod promtool;
 mod sources;
@@ -59,6 +61,13 @@ pub fn run() -> anyhow::Result<()> {
             "check: promtool not on PATH, skipping `promtool check`/`test rules` (Debian: apt-get install prometheus)"
         ),
     }
+    match otelcol::problems(&root) {
+        Some(found) => problems.extend(found),
+        None => eprintln!(
+            "check: no collector binary, skipping `validate` of {} (set AMPEL_OTELCOL, or put otelcol-contrib on PATH)",
+            otelcol::CONFIG
+        ),
+    }
     for problem in &problems {
         println!("{problem}");
     }
@@ -84,6 +93,7 @@ fn check() {
     let root = xtask::util::project_root();
     let mut problems = problems(&root);
     problems.extend(promtool::problems(&root).unwrap_or_default());
+    problems.extend(otelcol::problems(&root).unwrap_or_default());
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         panic!(

@@ -15,7 +15,7 @@ use super::{Problem, Sources, compose, grafana, line_of};
 use crate::binaries::{self, Binary, Deployment, Kind, Listed, Request};
 use crate::deploy::dockerfile;
 use crate::problem::{Stated, line_at};
-use xtask::compose::{ComposeFile, MAIN, Service};
+use xtask::compose::{COLLECTOR, ComposeFile, MAIN, Service};
 
 const PROMETHEUS_YML: &str = "observability/prometheus/prometheus.yml";
 const DOCKERFILE: &str = "Dockerfile";
@@ -98,6 +98,57 @@ pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
         }
     }
     check_urls(sources, &model, problems);
+    check_export(sources, &model, &apps, problems);
+}
+
+/// The OTLP endpoint variables the SDK reads, the general one first.
+const OTLP_ENDPOINTS: [&str; 3] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+];
+
+/// Every app exports to the collector, in each compose file that sets its endpoints, and sets at
+/// least one endpoint once the files are merged: a store named there would skip the collector's
+/// queue and retries.
+fn check_export(
+    sources: &Sources,
+    model: &ComposeFile,
+    apps: &[(String, &Binary, Deployment)],
+    problems: &mut Vec<Problem>,
+) {
+    for (name, ..) in apps {
+        for file in [MAIN, xtask::compose::PEERS] {
+            let Some(text) = sources.get(file) else {
+                continue;
+            };
+            let Some(service) = ComposeFile::parse(text)
+                .ok()
+                .and_then(|parsed| parsed.services.get(name).cloned())
+            else {
+                continue;
+            };
+            for key in OTLP_ENDPOINTS {
+                let Some(url) = service.env(key) else {
+                    continue;
+                };
+                if url_host_port(&url).is_none_or(|(host, _)| host != COLLECTOR) {
+                    problems.push(Problem::near(file, text, &url, format!(
+                        "service {name}: {key}={url} skips the collector; point it at http://{COLLECTOR}:4318 (the collector's config names the stores)"
+                    )));
+                }
+            }
+        }
+        if OTLP_ENDPOINTS
+            .iter()
+            .all(|key| model.services[name].env(key).is_none())
+        {
+            let text = sources.get(MAIN).unwrap_or_default();
+            problems.push(Problem::near(MAIN, text, &format!("  {name}:"), format!(
+                "service {name} sets no OTLP endpoint, so it exports nothing; set OTEL_EXPORTER_OTLP_ENDPOINT=http://{COLLECTOR}:4318"
+            )));
+        }
+    }
 }
 
 /// The scrape targets of prometheus.yml that name a compose service; `None` when it is missing or
@@ -358,7 +409,7 @@ mod tests {
       context: ..
       target: api${AMPEL_APP_TARGET_SUFFIX:-}
     environment:
-      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: \"http://tempo:4318/v1/traces\"
+      OTEL_EXPORTER_OTLP_ENDPOINT: \"http://otel-collector:4318\"
     ports:
       - \"127.0.0.1:8080:8080\"
     healthcheck:
@@ -367,7 +418,8 @@ mod tests {
     image: ${AMPEL_TEMPO_IMAGE:-grafana/tempo:2}
     ports:
       - \"127.0.0.1:3200:3200\"
-      - \"127.0.0.1:4318:4318\"
+    expose:
+      - \"4318\"
   redis-exporter:
     image: ${AMPEL_REDIS_EXPORTER_IMAGE:-oliver006/redis_exporter:v1}
     ports:
@@ -378,6 +430,12 @@ mod tests {
       - \"127.0.0.1:9090:9090\"
     volumes:
       - ../observability/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro
+  otel-collector:
+    image: ${AMPEL_OTEL_COLLECTOR_IMAGE:-otel/opentelemetry-collector-contrib:0}
+    environment:
+      OTELCOL_TRACES_ENDPOINT: \"http://tempo:4318\"
+    ports:
+      - \"127.0.0.1:4318:4318\"
 ";
 
     const PROMETHEUS: &str = "scrape_configs:
@@ -470,7 +528,10 @@ mod tests {
             (&[(PROMETHEUS_YML, "localhost:9090", "localhost")], &["prometheus.yml:11: target \"localhost\" is not host:port; fix it"]),
             (&[(PROMETHEUS_YML, "redis-exporter:9121", "prometheus:9090")], &["prometheus.yml:1: compose service redis-exporter serves metrics but no job scrapes it; add a job redis-exporter with target redis-exporter:<port>"]),
             (&[(PROMETHEUS_YML, "scrape_configs:\n", "scrape_configs: 5\nx:\n")], &["prometheus.yml:1: not a Prometheus config"]),
-            (&[(MAIN, "tempo:4318", "tempo:4317")], &["compose/compose.yaml:8: http://tempo:4317/v1/traces names service tempo, which listens on {3200, 4318} in compose/; use one of those ports"]),
+            (&[(MAIN, "tempo:4318", "tempo:4317")], &["compose/compose.yaml:32: http://tempo:4317 names service tempo, which listens on {3200, 4318} in compose/; use one of those ports"]),
+            (&[(MAIN, "http://otel-collector:4318", "http://tempo:4318/v1/traces")], &["compose/compose.yaml:8: service api: OTEL_EXPORTER_OTLP_ENDPOINT=http://tempo:4318/v1/traces skips the collector; point it at http://otel-collector:4318"]),
+            (&[(MAIN, "      OTEL_EXPORTER_OTLP_ENDPOINT: \"http://otel-collector:4318\"\n", "")], &["compose/compose.yaml:2: service api sets no OTLP endpoint, so it exports nothing"]),
+            (&[(xtask::compose::PEERS, "services: {}", "services:\n  api:\n    environment:\n      OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: \"http://victorialogs:9428/insert/opentelemetry/v1/logs\"")], &["compose/compose.peers.yaml:4: service api: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=http://victorialogs:9428/insert/opentelemetry/v1/logs skips the collector"]),
             (&[(DATASOURCES, "prometheus:9090", "prometheus:9091")], &["datasources.yaml:3: http://prometheus:9091 names service prometheus, which listens on {9090}"]),
         ];
         assert_cases(cases, problems_with);

@@ -12,7 +12,7 @@ use otel_testkit::container::{ContainerSpec, Group, Readiness};
 use otel_testkit::prometheus::{self, Prometheus, ScrapeConfig};
 use otel_testkit::{LogStore, TraceStore, jaeger, loki, tempo, victorialogs};
 use reqwest::Client;
-use xtask::compose::{self, ComposeFile, Service};
+use xtask::compose::{self, COLLECTOR, ComposeFile, Service};
 use xtask::engine::Variant;
 use xtask::flags::{LogBackend, TraceBackend};
 
@@ -24,8 +24,6 @@ const PROMETHEUS_RULES: &str = "observability/prometheus/rules";
 /// The compose service names of the parts the e2e queries.
 const PROMETHEUS: &str = "prometheus";
 const DATASTORES: [&str; 2] = ["postgres", "redis"];
-/// Where the apps export; it forwards to the chosen stores, so it starts after them.
-const COLLECTOR: &str = "otel-collector";
 /// The collector's settings that name a store, and which store each names.
 const COLLECTOR_TRACES: &str = "OTELCOL_TRACES_ENDPOINT";
 const COLLECTOR_LOGS: &str = "OTELCOL_LOGS_ENDPOINT";
