@@ -42,6 +42,13 @@ pub struct Service {
     /// `"SOURCE:TARGET[:MODE]"` strings; SOURCE is a named volume or a path relative to `compose/`.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// `uid[:gid]` the process runs as, when not the image's user.
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    #[serde(default)]
+    pub security_opt: Vec<String>,
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
     /// Present on the services compose builds (the api and worker): `obs-up` builds exactly these.

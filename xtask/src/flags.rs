@@ -34,7 +34,8 @@ PostgreSQL and Redis: DATABASE_URL and REDIS_URL when both are set (CI starts th
 after it. The e2e's backends come from --traces/--logs (or AMPEL_E2E_TRACES/AMPEL_E2E_LOGS)."
 )]
 pub struct Test {
-    /// Skip the e2e (the containers of the trace, log and metrics backends).
+    /// Skip the e2e and the no-loss tests (the containers of the trace, log and metrics
+    /// backends and the collector).
     #[arg(long)]
     pub no_e2e: bool,
     /// Where the e2e's traces go.
@@ -68,6 +69,12 @@ pub struct E2e {
     /// Leave the containers (and the apps' log files) behind for a look; remove them yourself.
     #[arg(long)]
     pub keep: bool,
+    /// Instead of the scenario, the no-loss tests: the api under steady load while the
+    /// collector is stopped for 10 s, while the stores are, and while the collector is killed
+    /// and restarted on its on-disk queue. Each prints the requests sent and the server spans
+    /// and access log records received, by trace id, and fails when they differ.
+    #[arg(long, conflicts_with = "broken")]
+    pub no_loss: bool,
     /// Tests only: switch one signal off to show that its check fails.
     #[arg(long = "break", value_enum, hide = true)]
     pub broken: Option<Signal>,
@@ -95,17 +102,24 @@ pub enum Signal {
     Logs,
     /// The api's last trace arrives although the api was stopped right after the request.
     Flush,
+    /// An exemplar of the poll route's span metrics in Prometheus names a trace (the poll's,
+    /// when it was sampled into the exemplars), and the trace store holds it. No `--break` of
+    /// its own: the runs share the collector that makes span metrics.
+    #[value(skip)]
+    Exemplars,
 }
 
-/// The name `--break` takes.
+/// The name `--break` takes (a signal without a break: its name in lower case).
 impl std::fmt::Display for Signal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let value = clap::ValueEnum::to_possible_value(self).expect("no signal is skipped");
-        f.write_str(value.get_name())
+        match clap::ValueEnum::to_possible_value(self) {
+            Some(value) => f.write_str(value.get_name()),
+            None => f.write_str(&format!("{self:?}").to_lowercase()),
+        }
     }
 }
 
-/// Ship the api and the worker.
+/// Ship the collector, the api and the worker.
 #[derive(Debug, Args)]
 pub struct Deploy {
     #[command(subcommand)]
@@ -115,18 +129,21 @@ pub struct Deploy {
 /// Where `deploy` ships to.
 #[derive(Debug, Subcommand)]
 pub enum DeployTarget {
-    /// Deploy to Fly.io with flyctl: the api, then the worker (fly/api.toml, fly/worker.toml).
+    /// Deploy to Fly.io with flyctl: the collector, the api, then the worker (fly/*.toml).
     #[command(
-        long_about = "Deploys ampel-api, then ampel-worker, to Fly.io with flyctl.\n\n\
+        long_about = "Deploys ampel-collector (the OpenTelemetry Collector, private), then ampel-api, \
+then ampel-worker, to Fly.io with flyctl.\n\n\
 Checks first that flyctl is installed and logged in and that fly/*.toml agree with the binaries \
-(ports, /health, /metrics). Creates an app only if `flyctl apps list` lacks it, stages the \
-secrets found in --env-file or the environment with `flyctl secrets import --stage` (values on \
-stdin, never printed), deploys each app with the commit as image label and GIT_COMMIT, then \
-waits until the api's /version and the worker's Machines report that commit. Stops at the \
-first failed step and says what to try next.\n\n\
-Secrets read: DATABASE_URL, REDIS_URL, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, \
-PROVIDER_TOKEN (worker only). Authentication is flyctl's own (`flyctl auth login`, or \
-FLY_API_TOKEN in CI)."
+(ports, /health, /metrics) and with the collector's config (health port, queue volume, 6PN listener). \
+Creates an app only if `flyctl apps list` lacks it, and the collector's queue volume only if \
+`flyctl volumes list` lacks it, stages the secrets found in --env-file or the environment with \
+`flyctl secrets import --stage` (values on stdin, never printed), deploys each app with the commit \
+as image label and GIT_COMMIT: the collector first, waiting until its Machines pass their health \
+check, then the api and the worker, waiting until the api's /version and the worker's Machines \
+report that commit. Stops at the first failed step and says what to try next.\n\n\
+Secrets read: OTELCOL_TRACES_ENDPOINT, OTELCOL_LOGS_ENDPOINT, OTELCOL_EXPORT_AUTHORIZATION, \
+OTELCOL_METRICS_ENDPOINT, OTELCOL_METRICS_AUTHORIZATION (collector only); DATABASE_URL, REDIS_URL (api and worker); PROVIDER_TOKEN (worker only). \
+Authentication is flyctl's own (`flyctl auth login`, or FLY_API_TOKEN in CI)."
     )]
     Fly(DeployFly),
 }
@@ -134,7 +151,7 @@ FLY_API_TOKEN in CI)."
 /// `cargo xtask deploy fly`: preflight, create missing apps, stage secrets, deploy, verify.
 #[derive(Debug, Args)]
 pub struct DeployFly {
-    /// Deploy only this app (its secrets, deploy and check); default both, api first.
+    /// Deploy only this app (its secrets, deploy and check); default all three, collector first.
     #[arg(long, value_enum)]
     pub only: Option<FlyApp>,
     /// Print the plan (every flyctl command, secret values masked) and change nothing; works
@@ -155,9 +172,11 @@ pub struct DeployFly {
     pub verify_timeout: u64,
 }
 
-/// One of the two Fly apps.
+/// One of the Fly apps, in the order a full deploy ships them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FlyApp {
+    /// The OpenTelemetry Collector the other two export to.
+    Collector,
     Api,
     Worker,
 }
@@ -280,7 +299,8 @@ route and a PostgreSQL-backed one: req/s, p50/p99, CPU per request, instructions
 (callgrind, fixed request count), spans and logs sent vs received; (2) a refusing and a hung \
 OTLP endpoint vs a live one: req/s, p99, RSS, dropped items, SIGTERM-to-exit; (3) time from a \
 request's end to its trace (Jaeger), log (VictoriaLogs) and counter (Prometheus) being \
-queryable, on the e2e's containers; (4) worker jobs/s against a local fake provider, telemetry on vs off.\n\n\
+queryable, on the e2e's containers, traces and logs through the collector, and the collector's \
+CPU per 1000 spans, memory, and the api's p99 and CPU exporting to it vs straight to the sink; (4) worker jobs/s against a local fake provider, telemetry on vs off.\n\n\
 Needs wrk, taskset and valgrind on PATH; DATABASE_URL and REDIS_URL (`bash .ci/services.sh`); \
 for table 3 a container engine (DOCKER_HOST for Podman) and the images of compose/ \
 (`source .ci/images.env`). Wall-clock figures need a quiet machine: the load average is \
@@ -310,7 +330,7 @@ pub enum BenchTable {
     Overhead,
     /// A refusing and a hung OTLP endpoint vs a live one.
     Backend,
-    /// From a request's end to its trace, log and counter being queryable.
+    /// From a request's end to its trace, log and counter being queryable; the collector's cost.
     Visible,
     /// Worker jobs per second, telemetry on vs off.
     Worker,

@@ -58,6 +58,27 @@ impl FakeFly {
         (STATE_ENV, self.state_dir())
     }
 
+    /// Runs the fake as the program under test would, `stdin` on its standard input and `env`
+    /// set: to call it directly, or to change the platform by hand between two runs.
+    pub fn run(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
+        let (name, state) = self.env();
+        let mut child = std::process::Command::new(self.bin().join("flyctl"))
+            .args(args)
+            .env(name, state)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the fake flyctl");
+        let mut input = child.stdin.take().expect("a piped stdin");
+        input
+            .write_all(stdin.as_bytes())
+            .expect("write the fake's stdin");
+        drop(input);
+        child.wait_with_output().expect("wait for the fake flyctl")
+    }
+
     /// Every call so far, oldest first.
     pub fn calls(&self) -> Vec<Call> {
         State::new(self.state_dir())
@@ -137,7 +158,8 @@ fn build() -> anyhow::Result<PathBuf> {
 }
 
 /// The fake's state folder: `calls.jsonl`, one [`Call`] a line, and `apps/<name>.json`, each
-/// app as `apps create` made it, with its secrets' [`digest`]s and, after `deploy`, its Machine.
+/// app as `apps create` made it, with its secrets' [`digest`]s, its volumes and, after `deploy`,
+/// its Machine.
 #[derive(Clone)]
 pub struct State {
     dir: PathBuf,
@@ -233,7 +255,15 @@ pub struct Command {
 impl Command {
     /// Fails, as flyctl does, on a flag it does not know or one without its value.
     pub fn parse(args: &[String]) -> anyhow::Result<Self> {
-        const WITH_VALUE: [&str; 5] = ["--app", "--config", "--org", "--image-label", "--env"];
+        const WITH_VALUE: [&str; 7] = [
+            "--app",
+            "--config",
+            "--org",
+            "--image-label",
+            "--env",
+            "--region",
+            "--size",
+        ];
         const BOOLEAN: [&str; 3] = ["--json", "--stage", "--yes"];
         let mut words = Vec::new();
         let mut flags: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -279,11 +309,15 @@ impl Command {
         self.flags.contains_key(name)
     }
 
-    /// The command words, `@` and the app: `deploy@my-app`, `auth whoami@`, and for `apps
-    /// create`, which names its app as a word, `apps create@my-app`. [`FAIL_ENV`] takes these.
+    /// The command words, `@` and the app: `deploy@my-app`, `auth whoami@`, for `apps create`,
+    /// which names its app as a word, `apps create@my-app`, and for `volumes create`, whose word
+    /// is the volume's name, `volumes create@my-app`. [`FAIL_ENV`] takes these.
     pub fn key(&self) -> String {
         match self.words().as_slice() {
             ["apps", "create", name] => format!("apps create@{name}"),
+            ["volumes", "create", _] => {
+                format!("volumes create@{}", self.flag("--app").unwrap_or_default())
+            }
             words => format!(
                 "{}@{}",
                 words.join(" "),
@@ -319,6 +353,10 @@ mod tests {
                 "deploy@my-app",
             ),
             ("auth whoami --json", "auth whoami@"),
+            (
+                "volumes create queue --app my-app --yes",
+                "volumes create@my-app",
+            ),
         ] {
             assert_eq!(Command::parse(&args(line)).unwrap().key(), key);
         }

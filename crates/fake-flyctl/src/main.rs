@@ -83,7 +83,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 bail!("Validation failed: Name has already been taken");
             }
             let org = command.flag("--org").unwrap_or("personal");
-            state.save_app(&json!({ "name": name, "org": org, "secrets": {}, "machines": [] }))?;
+            state.save_app(
+                &json!({ "name": name, "org": org, "secrets": {}, "volumes": [], "machines": [] }),
+            )?;
             println!("New app created: {name}");
             Ok(())
         }
@@ -124,9 +126,43 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ["volumes", "list"] => {
+            let app = load_app(&state, app)?;
+            print_json(&app["volumes"])
+        }
+        ["volumes", "create", volume] => {
+            let mut record = load_app(&state, app)?;
+            if !command.has("--yes") {
+                bail!("yes flag must be specified when not running interactively");
+            }
+            let region = command
+                .flag("--region")
+                .context("requires a region: pass --region or set primary_region in fly.toml")?;
+            let size: u32 = command.flag("--size").unwrap_or("1").parse()?;
+            let created = new_volume(&record, volume, region, size);
+            println!(
+                "                  ID: {}
+                Name: {volume}
+              Region: {region}
+             Size GB: {size}",
+                created["id"].as_str().unwrap_or_default()
+            );
+            push(&mut record["volumes"], created);
+            state.save_app(&record)
+        }
         ["deploy"] => deploy(&state, &command, fail),
         ["status"] => {
-            let app = load_app(&state, app)?;
+            let mut app = load_app(&state, app)?;
+            if fail {
+                // As Fly shows a Machine whose process does not answer its check.
+                for machine in app["machines"].as_array_mut().into_iter().flatten() {
+                    for check in machine["checks"].as_array_mut().into_iter().flatten() {
+                        check["status"] = json!("critical");
+                        check["output"] =
+                            json!("dial tcp [fdaa::3]:13133: connect: connection refused");
+                    }
+                }
+            }
             print_json(&json!({
                 "ID": app["name"], "Name": app["name"], "Status": "deployed", "Deployed": true,
                 "Hostname": format!("{}.fly.dev", app["name"].as_str().unwrap_or_default()),
@@ -196,16 +232,81 @@ fn deploy(state: &State, command: &Command, fail: bool) -> anyhow::Result<()> {
     } else {
         "health"
     };
+    let mounts = attach_volume(&mut record, &config)?;
     println!("Updating existing machines in '{name}' with rolling strategy");
     println!("  Machine 3d8d9e1b [app] update finished: success");
     println!("Finished deploying");
     record["machines"] = json!([{
         "id": "3d8d9e1b", "state": "started", "region": config.get("primary_region").and_then(toml::Value::as_str),
         "image_ref": { "registry": "registry.fly.io", "repository": name, "tag": label },
-        "config": { "env": env },
+        "config": { "env": env, "mounts": mounts },
         "checks": [{ "name": check, "status": "passing", "output": "[✓] 200 OK" }],
     }]);
     state.save_app(&record)
+}
+
+/// The config's `[mounts]` on the app's Machine: the volume of that name in the region, which
+/// flyctl creates on the app's first deploy when it is missing, as Fly does. `[]` without mounts.
+fn attach_volume(record: &mut Value, config: &toml::Table) -> anyhow::Result<Value> {
+    let Some(mount) = config.get("mounts") else {
+        return Ok(json!([]));
+    };
+    let mount = mount
+        .as_array()
+        .and_then(|all| all.first())
+        .unwrap_or(mount);
+    let field = |key| {
+        mount
+            .get(key)
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+    };
+    let (source, destination) = (field("source"), field("destination"));
+    let region = config
+        .get("primary_region")
+        .and_then(toml::Value::as_str)
+        .unwrap_or_default();
+    let found = record["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .position(|volume| volume["name"] == source && volume["region"] == region);
+    let index = match found {
+        Some(index) => index,
+        None if record["machines"].as_array().is_none_or(Vec::is_empty) => {
+            println!(
+                "Creating a 1 GB volume named '{source}' for process group 'app'. Use 'fly vol extend' to increase its size"
+            );
+            let created = new_volume(record, source, region, 1);
+            push(&mut record["volumes"], created);
+            record["volumes"].as_array().map_or(0, |all| all.len() - 1)
+        }
+        None => bail!(
+            "machine 3d8d9e1b does not have a volume configured and fly.toml expects one with destination {destination}; remove the [mounts] configuration in fly.toml or use the machines API to add a volume to this machine"
+        ),
+    };
+    let volume = &mut record["volumes"][index];
+    volume["attached_machine_id"] = json!("3d8d9e1b");
+    Ok(json!([{ "volume": volume["id"], "name": source, "path": destination }]))
+}
+
+/// A volume in fly-go's shape, unattached, with an id that is new for the app.
+fn new_volume(record: &Value, name: &str, region: &str, size_gb: u32) -> Value {
+    let count = record["volumes"].as_array().map_or(0, Vec::len);
+    json!({
+        "id": format!("vol_{:016x}", count + 1), "name": name, "state": "created", "size_gb": size_gb,
+        "region": region, "zone": "b2c4", "encrypted": true, "attached_machine_id": null,
+        "attached_alloc_id": null, "created_at": "2026-01-01T00:00:00Z", "snapshot_retention": 5,
+        "auto_backup_enabled": true, "host_status": "ok",
+    })
+}
+
+/// Appends to a JSON array, making one of a missing field.
+fn push(array: &mut Value, item: Value) {
+    match array.as_array_mut() {
+        Some(items) => items.push(item),
+        None => *array = json!([item]),
+    }
 }
 
 /// An app named by `--app`, with flyctl's errors for a missing flag or app.

@@ -22,7 +22,9 @@
 //! Configuration comes only from the standard environment variables: `RUST_LOG` (default [`DEFAULT_FILTER`]),
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_ENDPOINT`,
 //! `OTEL_EXPORTER_OTLP_{TRACES,LOGS}_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or
-//! `http/protobuf`), `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`, `OTEL_BLRP_*`, `OTEL_SDK_DISABLED`.
+//! `http/protobuf`), `OTEL_EXPORTER_OTLP_TIMEOUT` (how long a batch is retried, default
+//! [`EXPORT_TIMEOUT`]), `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`, `OTEL_BLRP_*` (queues of
+//! [`QUEUE_SIZE`] by default), `OTEL_SDK_DISABLED`.
 //! No endpoint set means no exporter: no network, no error spam.
 //! `AMPEL_TELEMETRY=off` switches all of it off (see [`enabled`]): the baseline `cargo xtask bench`
 //! measures the cost of telemetry against.
@@ -55,11 +57,12 @@ pub use crate::json::JsonLayer;
 pub use crate::metrics::{
     BUILD_INFO, DURATION_BUCKETS, METRIC_FAMILIES, PROMETHEUS_CONTENT_TYPE, prometheus_handle,
 };
-pub use crate::otlp::Exporters;
+pub use crate::otlp::{EXPORT_TIMEOUT, Exporters, QUEUE_SIZE};
 pub use crate::shutdown::{HANDLED_SIGNALS, shutdown_signal};
 
 /// How long `shutdown` may spend flushing each signal. Fly's `kill_timeout` and the drain budget
-/// are planned around it: a hung collector must not hold the process for the SDK's 10 s timeout.
+/// are planned around it: a hung or refusing collector must not hold the process for the
+/// exporter's [`EXPORT_TIMEOUT`], during which it keeps retrying.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The variable that switches telemetry off; see [`enabled`].

@@ -69,16 +69,37 @@ impl<L: Copy> Checks<L> {
 
 impl<L: fmt::Display> fmt::Display for Checks<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Columns as wide as their longest entry (a `Display` impl may ignore the width, so
+        // labels are padded as text).
+        let labels: Vec<String> = self
+            .checks
+            .iter()
+            .map(|check| check.label.to_string())
+            .collect();
+        let label_width = labels.iter().map(String::len).max().unwrap_or(0).max(8);
+        let backend_width = self
+            .checks
+            .iter()
+            .map(|check| check.backend.len() + 1)
+            .max()
+            .unwrap_or(0)
+            .max(13);
         writeln!(f, "{}:", self.title)?;
-        writeln!(f, "  signal   backend       found  time-to-visible")?;
-        for check in &self.checks {
+        writeln!(
+            f,
+            "  {:<label_width$} {:<backend_width$} found  time-to-visible",
+            "signal", "backend"
+        )?;
+        for (check, label) in self.checks.iter().zip(&labels) {
             let (found, time) = match &check.outcome {
                 Ok(found) => ("yes", format!("{:.1}s", found.after.as_secs_f64())),
                 Err(_) => ("no", "-".to_owned()),
             };
-            // A `Display` impl may ignore the width; its text is padded instead.
-            let label = check.label.to_string();
-            writeln!(f, "  {label:<8} {:<13} {found:<6} {time}", check.backend)?;
+            writeln!(
+                f,
+                "  {label:<label_width$} {:<backend_width$} {found:<6} {time}",
+                check.backend
+            )?;
         }
         for check in &self.checks {
             let verdict = if check.outcome.is_ok() {
@@ -134,5 +155,27 @@ mod tests {
              \x20 traces found: trace 4bf9: 3 spans\n\
              \x20 logs FAILED: [control] logs: not seen within 30.0s; last seen: 0 records\n"
         );
+    }
+
+    /// A label or backend longer than the header widens its column.
+    #[test]
+    fn columns_fit_their_longest_entry() {
+        let checks = Checks {
+            title: "run".to_owned(),
+            checks: vec![Check {
+                label: "exemplars",
+                backend: "prometheus, jaeger".to_owned(),
+                outcome: Ok(Visible {
+                    value: "found".to_owned(),
+                    after: Duration::ZERO,
+                }),
+            }],
+        };
+        let table: Vec<String> = checks.to_string().lines().map(str::to_owned).collect();
+        assert_eq!(
+            table[1],
+            "  signal    backend             found  time-to-visible"
+        );
+        assert_eq!(table[2], "  exemplars prometheus, jaeger  yes    0.0s");
     }
 }

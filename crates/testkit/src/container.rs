@@ -23,6 +23,12 @@
 //!   address: `host.containers.internal` exists only on Podman, `host.docker.internal` needs
 //!   `host-gateway`, which Podman 4.3 does not support, and a process bound to 127.0.0.1 is not
 //!   reachable from a container at all. Bind what containers must reach to the gateway address.
+//! - **Containers that restart are reached by name, on a network of their own.** A container
+//!   stopped and started again ([`Running::halt`], [`Running::resume`]) gets a new address on the
+//!   bridge network, so another container that kept its old address loses it. A container
+//!   given [`ContainerSpec::network`] also joins that user-defined network under an alias, which
+//!   the engine's DNS resolves whatever its address. Its host ports must stay across the restart
+//!   too: Podman keeps them; an engine that picks new ones fails [`Running::resume`].
 //!
 //! Tests that need an engine call [`require_engine`] first: without one it skips them with the
 //! reason, except under `CI=true`, where a missing engine or image fails the test.
@@ -41,8 +47,12 @@ use anyhow::Context as _;
 use backon::Retryable as _;
 use futures::StreamExt as _;
 use testcontainers::bollard::Docker;
-use testcontainers::bollard::models::PortBinding;
-use testcontainers::bollard::query_parameters::{LogsOptions, RemoveContainerOptions};
+use testcontainers::bollard::models::{
+    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, PortBinding,
+};
+use testcontainers::bollard::query_parameters::{
+    KillContainerOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions, StatsOptions,
+};
 use testcontainers::core::{
     AccessMode, CmdWaitFor, CopyDataSource, ExecCommand, IntoContainerPort as _, Mount,
 };
@@ -100,6 +110,14 @@ pub struct ContainerSpec {
     readiness: Option<Readiness>,
     name_prefix: String,
     ready_deadline: Duration,
+    /// A user-defined network joined under an alias: `(network, alias)`.
+    network: Option<(String, String)>,
+    /// Who the process runs as, when not the image's user (`uid[:gid]`).
+    user: Option<String>,
+    /// Capabilities taken away (`ALL`, `NET_RAW`, …).
+    cap_drop: Vec<String>,
+    /// `--security-opt`s, e.g. `no-new-privileges:true`.
+    security_opts: Vec<String>,
 }
 
 impl ContainerSpec {
@@ -122,6 +140,10 @@ impl ContainerSpec {
             readiness: None,
             name_prefix: "otel-testkit".to_owned(),
             ready_deadline: READY_DEADLINE,
+            network: None,
+            user: None,
+            cap_drop: Vec::new(),
+            security_opts: Vec::new(),
         }
     }
 
@@ -195,6 +217,32 @@ impl ContainerSpec {
         self
     }
 
+    /// Also joins the existing user-defined `network` as `alias`, which other
+    /// containers on it resolve across restarts. The container stays on the engine's default
+    /// network too: [`Running::gateway`] and [`Running::ip`] are that network's.
+    pub fn network(mut self, network: impl Into<String>, alias: impl Into<String>) -> Self {
+        self.network = Some((network.into(), alias.into()));
+        self
+    }
+
+    /// Runs the process as `user` (`uid[:gid]`) instead of the image's user.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Takes `capability` away from the process (`ALL` for every one).
+    pub fn cap_drop(mut self, capability: impl Into<String>) -> Self {
+        self.cap_drop.push(capability.into());
+        self
+    }
+
+    /// Adds a `--security-opt` (e.g. `no-new-privileges:true`).
+    pub fn security_opt(mut self, option: impl Into<String>) -> Self {
+        self.security_opts.push(option.into());
+        self
+    }
+
     fn request(&self, name: &str) -> testcontainers::ContainerRequest<GenericImage> {
         let mut image = GenericImage::new(self.repository.clone(), self.tag.clone());
         for port in &self.ports {
@@ -206,6 +254,15 @@ impl ContainerSpec {
         }
         if let Some(cmd) = &self.cmd {
             request = request.with_cmd(cmd.clone());
+        }
+        if let Some(user) = &self.user {
+            request = request.with_user(user);
+        }
+        for capability in &self.cap_drop {
+            request = request.with_cap_drop(capability);
+        }
+        for option in &self.security_opts {
+            request = request.with_security_opt(option);
         }
         for (source, target) in &self.copies {
             request = request.with_copy_to(target.clone(), source.clone());
@@ -245,6 +302,17 @@ pub struct Running {
     ports: HashMap<u16, SocketAddr>,
     gateway: IpAddr,
     ip: IpAddr,
+    /// What it was started from: [`Running::resume`] waits for its readiness again.
+    spec: ContainerSpec,
+}
+
+/// One reading of a container's cgroup counters from the engine's stats API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// CPU time (user + system) of all its processes since it started.
+    pub cpu_ns: u64,
+    /// Memory in use, as the engine reports it (the cgroup's usage).
+    pub memory_bytes: u64,
 }
 
 /// What a command run inside a container did.
@@ -327,6 +395,110 @@ impl Running {
             })
             .collect();
         text.trim_end().to_owned()
+    }
+
+    /// Its CPU time and memory now: the difference of two readings is what it used between
+    /// them. Fails when the engine reports neither (a container that is not running).
+    pub async fn stats(&self) -> anyhow::Result<Stats> {
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let stats = self
+            .docker
+            .stats(self.id(), Some(options))
+            .next()
+            .await
+            .with_context(|| format!("the engine sent no stats of {}", self.name))?
+            .with_context(|| format!("read the stats of {}", self.name))?;
+        let cpu_ns = stats
+            .cpu_stats
+            .and_then(|cpu| cpu.cpu_usage?.total_usage)
+            .filter(|ns| *ns > 0);
+        let memory_bytes = stats
+            .memory_stats
+            .and_then(|memory| memory.usage)
+            .filter(|bytes| *bytes > 0);
+        match (cpu_ns, memory_bytes) {
+            (Some(cpu_ns), Some(memory_bytes)) => Ok(Stats {
+                cpu_ns,
+                memory_bytes,
+            }),
+            _ => anyhow::bail!(
+                "{}: the engine reports no CPU time or memory usage: is it running?",
+                self.name
+            ),
+        }
+    }
+
+    /// Stops the container (SIGTERM, SIGKILL after `grace`) but keeps it, with its files, for
+    /// [`Running::resume`].
+    pub async fn halt(&self, grace: Duration) -> anyhow::Result<()> {
+        let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        self.container
+            .stop_with_timeout(Some(seconds))
+            .await
+            .with_context(|| format!("stop the container {}", self.name))
+    }
+
+    /// Kills the container's processes at once (SIGKILL) but keeps it, with its files, for
+    /// [`Running::resume`].
+    pub async fn kill(&self) -> anyhow::Result<()> {
+        let options = KillContainerOptions {
+            signal: "SIGKILL".to_owned(),
+        };
+        self.docker
+            .kill_container(self.id(), Some(options))
+            .await
+            .with_context(|| format!("kill the container {}", self.name))
+    }
+
+    /// Starts a halted or killed container again and waits until it is ready, as [`start`]
+    /// does. Its name, network alias and host ports are the ones it had; its bridge address
+    /// may change ([`Running::ip`] then says the new one). Fails when the engine published a
+    /// port on another host port (Docker may), since clients hold the old addresses.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        let since = Instant::now();
+        self.docker
+            .start_container(self.id(), None::<StartContainerOptions>)
+            .await
+            .with_context(|| format!("start the container {} again", self.name))?;
+        let (ports, gateway, ip) = addresses(&self.docker, &self.name, self.id(), &self.spec)
+            .await
+            .with_context(|| format!("inspect {} after its restart", self.name))?;
+        for (port, before) in &self.ports {
+            let after = ports.get(port).copied();
+            anyhow::ensure!(
+                after == Some(*before),
+                "{}: port {port} was published on {before} and after the restart on {after:?}: \
+                 this engine picks new host ports on a start (Podman keeps them), so clients \
+                 would lose it; restart nothing in tests on this engine, or run them on Podman",
+                self.name
+            );
+        }
+        (self.gateway, self.ip) = (gateway, ip);
+        self.wait_ready(since).await
+    }
+
+    /// Polls the spec's readiness until it passes or its deadline (from `since`) is over; the
+    /// error shows what the last check saw and the container's last log lines.
+    async fn wait_ready(&self, since: Instant) -> anyhow::Result<()> {
+        let Some(readiness) = &self.spec.readiness else {
+            return Ok(());
+        };
+        let label = format!("{} ready", self.name);
+        let ready = eventually(&label, since, self.spec.ready_deadline, || {
+            probe(self, readiness)
+        })
+        .await;
+        if let Err(timed_out) = ready {
+            let tail = self.logs_tail(LOG_TAIL).await.replace('\n', "\n    ");
+            anyhow::bail!(
+                "{}: {timed_out}\n  its last log lines:\n    {tail}",
+                self.spec.image()
+            );
+        }
+        Ok(())
     }
 
     /// Removes the container and waits until it is gone.
@@ -443,38 +615,83 @@ pub async fn start(spec: &ContainerSpec) -> anyhow::Result<Running> {
             return Err(err);
         }
     };
-    if let Some(readiness) = &spec.readiness {
-        let label = format!("{name} ready");
-        let ready = eventually(&label, since, spec.ready_deadline, || {
-            probe(&running, readiness)
-        })
-        .await;
-        if let Err(timed_out) = ready {
-            let tail = running.logs_tail(LOG_TAIL).await.replace('\n', "\n    ");
-            let _ = running.stop().await;
-            anyhow::bail!("{image}: {timed_out}\n  its last log lines:\n    {tail}");
-        }
+    if let Err(err) = running.wait_ready(since).await {
+        let _ = running.stop().await;
+        return Err(err);
     }
     Ok(running)
 }
 
-/// Reads the published ports and the gateway; hands the container back on failure so it can
-/// be removed.
+/// Creates the user-defined network `name` (a bridge with the engine's DNS).
+pub(crate) async fn create_network(name: &str) -> anyhow::Result<()> {
+    let create = NetworkCreateRequest {
+        name: name.to_owned(),
+        ..Default::default()
+    };
+    engine()
+        .await?
+        .create_network(create)
+        .await
+        .with_context(|| format!("create the network {name}"))?;
+    Ok(())
+}
+
+/// Joins `container` to the existing `network` as `alias`.
+async fn join(docker: &Docker, network: &str, alias: &str, container: &str) -> anyhow::Result<()> {
+    let connect = NetworkConnectRequest {
+        container: container.to_owned(),
+        endpoint_config: Some(EndpointSettings {
+            aliases: Some(vec![alias.to_owned()]),
+            ..Default::default()
+        }),
+    };
+    docker
+        .connect_network(network, connect)
+        .await
+        .with_context(|| format!("join {container} to the network {network} as {alias}"))
+}
+
+/// Joins the spec's network, reads the published ports and the gateway; hands the container
+/// back on failure so it can be removed.
 async fn inspect(
     docker: &Docker,
     name: &str,
     container: ContainerAsync<GenericImage>,
     spec: &ContainerSpec,
 ) -> Result<Running, (ContainerAsync<GenericImage>, anyhow::Error)> {
-    let settings = match docker.inspect_container(container.id(), None).await {
-        Ok(inspect) => inspect.network_settings.unwrap_or_default(),
-        Err(err) => {
-            return Err((
-                container,
-                anyhow::Error::new(err).context(format!("inspect {name}")),
-            ));
-        }
-    };
+    if let Some((network, alias)) = &spec.network
+        && let Err(err) = join(docker, network, alias, container.id()).await
+    {
+        return Err((container, err));
+    }
+    match addresses(docker, name, container.id(), spec).await {
+        Ok((ports, gateway, ip)) => Ok(Running {
+            name: name.to_owned(),
+            container,
+            docker: docker.clone(),
+            ports,
+            gateway,
+            ip,
+            spec: spec.clone(),
+        }),
+        Err(err) => Err((container, err)),
+    }
+}
+
+/// The host address of each published port of `spec`, and the gateway and the container's own
+/// address on the engine's default network (not on the spec's own network).
+async fn addresses(
+    docker: &Docker,
+    name: &str,
+    id: &str,
+    spec: &ContainerSpec,
+) -> anyhow::Result<(HashMap<u16, SocketAddr>, IpAddr, IpAddr)> {
+    let settings = docker
+        .inspect_container(id, None)
+        .await
+        .with_context(|| format!("inspect {name}"))?
+        .network_settings
+        .unwrap_or_default();
     let mut ports = HashMap::new();
     for port in &spec.ports {
         let host_port = settings
@@ -487,34 +704,26 @@ async fn inspect(
                     .iter()
                     .find_map(|binding| binding.host_port.as_deref()?.parse::<u16>().ok())
             });
-        let Some(host_port) = host_port else {
-            let err = anyhow::anyhow!("{name}: the engine reports no host port for {port}/tcp");
-            return Err((container, err));
-        };
+        let host_port = host_port
+            .with_context(|| format!("{name}: the engine reports no host port for {port}/tcp"))?;
         ports.insert(*port, SocketAddr::from(([127, 0, 0, 1], host_port)));
     }
     let address = |ip: &Option<String>| -> Option<IpAddr> {
         ip.as_deref().filter(|ip| !ip.is_empty())?.parse().ok()
     };
-    let bridge = settings
+    let own = spec.network.as_ref().map(|(network, _)| network.as_str());
+    let (gateway, ip) = settings
         .networks
         .unwrap_or_default()
-        .values()
-        .find_map(|network| Some((address(&network.gateway)?, address(&network.ip_address)?)));
-    let Some((gateway, ip)) = bridge else {
-        let err = anyhow::anyhow!(
-            "{name}: no bridge gateway address reported: is the engine's default network a bridge?"
-        );
-        return Err((container, err));
-    };
-    Ok(Running {
-        name: name.to_owned(),
-        container,
-        docker: docker.clone(),
-        ports,
-        gateway,
-        ip,
-    })
+        .iter()
+        .filter(|(network, _)| Some(network.as_str()) != own)
+        .find_map(|(_, network)| Some((address(&network.gateway)?, address(&network.ip_address)?)))
+        .with_context(|| {
+            format!(
+                "{name}: no bridge gateway address reported: is the engine's default network a bridge?"
+            )
+        })?;
+    Ok((ports, gateway, ip))
 }
 
 /// One readiness check; `Err` says what was seen.
@@ -586,6 +795,39 @@ mod tests {
         assert!(script.starts_with("wget -q -O /dev/null http://127.0.0.1:9090/-/ready || curl"));
         assert!(script.contains("/dev/tcp/127.0.0.1/9090"));
         assert!(script.contains("GET /-/ready HTTP/1.1"));
+    }
+
+    /// Prometheus scrapes itself, so its CPU time grows between two readings; once it is
+    /// halted the engine reports none and `stats` says so.
+    #[tokio::test]
+    async fn stats_count_cpu_time_and_memory() {
+        let image = crate::prometheus::image();
+        if require_engine("stats_count_cpu_time_and_memory", &[&image])
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let running = start(&crate::prometheus::spec(&image)).await.unwrap();
+        let first = running.stats().await.unwrap();
+        assert!(first.memory_bytes > 1 << 20, "{first:?}");
+        let grown = eventually(
+            "its CPU time grows",
+            Instant::now(),
+            Duration::from_secs(30),
+            || async {
+                let now = running.stats().await?;
+                anyhow::ensure!(now.cpu_ns > first.cpu_ns, "{now:?} after {first:?}");
+                Ok(now)
+            },
+        )
+        .await
+        .unwrap();
+        assert!(grown.value.cpu_ns > first.cpu_ns);
+        running.halt(Duration::from_secs(5)).await.unwrap();
+        let halted = running.stats().await.unwrap_err();
+        assert!(format!("{halted:#}").contains(running.name()), "{halted:#}");
+        running.stop().await.unwrap();
     }
 
     /// A port is published once, however often it is named.

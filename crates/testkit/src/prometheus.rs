@@ -1,5 +1,6 @@
-//! Prometheus: instant queries as typed samples, scrape targets, configuration reloads, a
-//! preset to run it, and a [`ScrapeConfig`] to point it at the test's own processes.
+//! Prometheus: instant queries as typed samples, exemplars, scrape targets, configuration
+//! reloads, a preset to run it, and a [`ScrapeConfig`] to point it at the test's own processes;
+//! and [`scrape`], to read any `/metrics` endpoint without a Prometheus.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -65,6 +66,23 @@ pub struct ScrapeTarget {
     pub last_error: String,
 }
 
+/// The exemplars of one series, as `/api/v1/query_exemplars` returns them.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExemplarSeries {
+    pub series_labels: BTreeMap<String, String>,
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// One exemplar: its labels (the trace id among them, under the name its producer gives it),
+/// the value it was recorded with, and when (seconds since the epoch).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Exemplar {
+    pub labels: BTreeMap<String, String>,
+    pub value: String,
+    pub timestamp: f64,
+}
+
 /// `url health (last error: …)`, for messages about why a target is not up.
 impl fmt::Display for ScrapeTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,6 +138,50 @@ impl Prometheus {
         Ok((!samples.is_empty()).then(|| samples.iter().map(|sample| sample.value).sum()))
     }
 
+    /// The exemplars of the series `query` selects between `start` and `end` (seconds since the
+    /// epoch); none when there are none (or when exemplar storage is off: Prometheus answers
+    /// the same then).
+    pub async fn query_exemplars(
+        &self,
+        query: &str,
+        start: f64,
+        end: f64,
+    ) -> anyhow::Result<Vec<ExemplarSeries>> {
+        #[derive(serde::Deserialize)]
+        struct Response {
+            status: String,
+            #[serde(default)]
+            data: Vec<ExemplarSeries>,
+            #[serde(default)]
+            error: String,
+        }
+        let url = format!("{}/api/v1/query_exemplars", self.base_url);
+        let what = format!("GET {url}?query={query}");
+        let body = self
+            .http
+            .get(&url)
+            .query(&[
+                ("query", query.to_owned()),
+                ("start", start.to_string()),
+                ("end", end.to_string()),
+            ])
+            .send()
+            .await
+            .with_context(|| what.clone())?
+            .text()
+            .await
+            .with_context(|| what.clone())?;
+        let response: Response = serde_json::from_str(&body)
+            .with_context(|| format!("{what}: not an API response: {body}"))?;
+        anyhow::ensure!(
+            response.status == "success",
+            "{what}: {} {}",
+            response.status,
+            response.error
+        );
+        Ok(response.data)
+    }
+
     /// The active targets whose labels include every `(name, value)` of `matching`.
     pub async fn targets(&self, matching: &[(&str, &str)]) -> anyhow::Result<Vec<ScrapeTarget>> {
         let targets = self
@@ -169,9 +231,142 @@ impl Prometheus {
     }
 }
 
+/// The counters, gauges and untyped samples of a `/metrics` endpoint in Prometheus' text
+/// format (of histograms and summaries only `_sum` and `_count`), each labelled `__name__` as a query's
+/// would be: for a process' own metrics where no Prometheus scrapes it.
+pub async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<Sample>> {
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("GET {url}"))?;
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    parse_text(&body).with_context(|| format!("GET {url}: not Prometheus' text format"))
+}
+
+fn parse_text(body: &str) -> anyhow::Result<Vec<Sample>> {
+    use prometheus_parse::Value;
+    let lines = body.lines().map(|line| Ok(line.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines)?;
+    Ok(scrape
+        .samples
+        .into_iter()
+        .filter_map(|sample| {
+            let value = match sample.value {
+                Value::Counter(value) | Value::Gauge(value) | Value::Untyped(value) => value,
+                Value::Histogram(_) | Value::Summary(_) => return None,
+            };
+            let mut labels: BTreeMap<String, String> = sample
+                .labels
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            labels.insert("__name__".to_owned(), sample.metric);
+            Some(Sample { labels, value })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scrape keeps each counter's and gauge's labels and value, named as a query names them,
+    /// and of a histogram only its sum and count.
+    #[test]
+    fn text_format_samples_are_typed() {
+        let body = "\
+# HELP sampled_total Traces kept.
+# TYPE sampled_total counter
+sampled_total{policy=\"errors\",sampled=\"true\"} 5
+sampled_total{policy=\"share\",sampled=\"false\"} 81
+# TYPE on_memory gauge
+on_memory 3
+# TYPE latency histogram
+latency_bucket{le=\"1\"} 2
+latency_bucket{le=\"+Inf\"} 2
+latency_sum 0.5
+latency_count 2
+";
+        let samples = parse_text(body).unwrap();
+        let found: Vec<(String, Option<String>, f64)> = samples
+            .iter()
+            .map(|sample| {
+                let policy = sample.labels.get("policy").cloned();
+                (sample.labels["__name__"].clone(), policy, sample.value)
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("sampled_total".to_owned(), Some("errors".to_owned()), 5.0),
+                ("sampled_total".to_owned(), Some("share".to_owned()), 81.0),
+                ("on_memory".to_owned(), None, 3.0),
+                ("latency_sum".to_owned(), None, 0.5),
+                ("latency_count".to_owned(), None, 2.0),
+            ]
+        );
+    }
+
+    /// `/api/v1/query_exemplars`'s answer becomes typed series, the trace id among the labels;
+    /// an error answer says what Prometheus said.
+    #[cfg(feature = "sink")]
+    #[tokio::test]
+    async fn exemplars_are_read_and_errors_reported() {
+        use axum::{Json, Router, routing::get};
+        let answers = Router::new().route(
+            "/api/v1/query_exemplars",
+            get(
+                |query: axum::extract::Query<BTreeMap<String, String>>| async move {
+                    if query["query"] == "bad{" {
+                        return Json(serde_json::json!({
+                            "status": "error", "errorType": "bad_data", "error": "parse error"
+                        }));
+                    }
+                    assert_eq!(
+                        (query["start"].as_str(), query["end"].as_str()),
+                        ("1", "2.5")
+                    );
+                    Json(serde_json::json!({"status": "success", "data": [{
+                        "seriesLabels": {"__name__": "duration_seconds_bucket", "le": "0.1"},
+                        "exemplars": [{
+                            "labels": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"},
+                            "value": "0.05",
+                            "timestamp": 1.5
+                        }]
+                    }]}))
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, answers).await });
+        let prometheus = Prometheus::new(reqwest::Client::new(), url).unwrap();
+        let series = prometheus
+            .query_exemplars("duration_seconds_bucket", 1.0, 2.5)
+            .await
+            .unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].series_labels["le"], "0.1");
+        let exemplar = &series[0].exemplars[0];
+        assert_eq!(
+            exemplar.labels["trace_id"],
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!((exemplar.value.as_str(), exemplar.timestamp), ("0.05", 1.5));
+        let error = prometheus
+            .query_exemplars("bad{", 1.0, 2.5)
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("error parse error"),
+            "{error:#}"
+        );
+    }
 
     /// A target prints its URL and health, and its last error only when there is one.
     #[test]

@@ -1,12 +1,13 @@
-//! `cargo xtask deploy`: ship the api and the worker.
+//! `cargo xtask deploy`: ship the collector, the api and the worker.
 //!
 //! ```text
 //! cargo xtask deploy fly --dry-run
 //! ```
 //!
 //! Layout: `fly.rs` runs the deploy (plan, steps, errors); `preflight.rs` checks `fly/*.toml`
-//! against the binaries and the Dockerfile without touching the network (`cargo xtask check`
-//! reuses [`preflight::fly_problems`]); `dockerfile.rs` reads the Dockerfile's stages;
+//! against the binaries and the Dockerfile, and `fly/collector.toml` against the collector's
+//! config (`preflight/collector.rs`), without touching the network (`cargo xtask check` reuses
+//! [`preflight::fly_problems`]); `dockerfile.rs` reads the Dockerfile's stages;
 //! `secrets.rs` reads secrets and hands them to flyctl on stdin; `flyctl.rs` runs flyctl;
 //! `verify.rs` waits for the new version to answer.
 //! The tests drive the whole command against crates/fake-flyctl, which stands in for Fly's

@@ -20,11 +20,48 @@ use axum::{Json, Router, routing::get};
 use fake_flyctl::{FAIL_ENV, FakeFly, digest};
 use serde_json::json;
 
-const SECRETS: [(&str, &str); 3] = [
-    ("DATABASE_URL", "postgres://ampel:pw@db.internal:5432/ampel"),
-    ("REDIS_URL", "redis://:pw@redis.internal:6379"),
-    ("PROVIDER_TOKEN", "ghp_providertoken"),
+const DATABASE_URL: (&str, &str) = ("DATABASE_URL", "postgres://ampel:pw@db.internal:5432/ampel");
+const REDIS_URL: (&str, &str) = ("REDIS_URL", "redis://:pw@redis.internal:6379");
+const PROVIDER_TOKEN: (&str, &str) = ("PROVIDER_TOKEN", "ghp_providertoken");
+
+/// The collector's hosted backend, all required.
+const COLLECTOR: [(&str, &str); 5] = [
+    (
+        "OTELCOL_TRACES_ENDPOINT",
+        "https://otlp-gateway-prod-eu-west-2.grafana.net/otlp",
+    ),
+    ("OTELCOL_LOGS_ENDPOINT", "https://logs.example.net/otlp"),
+    (
+        "OTELCOL_EXPORT_AUTHORIZATION",
+        "Basic MTIzNDU2OmdsY190b2tlbg==",
+    ),
+    (
+        "OTELCOL_METRICS_ENDPOINT",
+        "https://prometheus.example.net/api/prom/push",
+    ),
+    (
+        "OTELCOL_METRICS_AUTHORIZATION",
+        "Basic NjU0MzIxOmdsY190b2tlbg==",
+    ),
 ];
+
+const SECRETS: [(&str, &str); 8] = [
+    DATABASE_URL,
+    REDIS_URL,
+    COLLECTOR[0],
+    COLLECTOR[1],
+    COLLECTOR[2],
+    COLLECTOR[3],
+    COLLECTOR[4],
+    PROVIDER_TOKEN,
+];
+
+/// Every secret, with DATABASE_URL empty, which counts as unset.
+const NO_DATABASE_URL: [(&str, &str); 8] = {
+    let mut env = SECRETS;
+    env[0] = ("DATABASE_URL", "");
+    env
+};
 
 /// A DATABASE_URL exported for local work, as CI does for the other tests.
 const LOCAL_DATABASE_URL: (&str, &str) = (
@@ -32,19 +69,33 @@ const LOCAL_DATABASE_URL: (&str, &str) = (
     "postgres://ampel:ampel@127.0.0.1:15432/ampel",
 );
 
-/// The two required secrets, and the fake failing the flyctl call with this key.
-const fn failing_at(key: &'static str) -> [(&'static str, &'static str); 3] {
-    [SECRETS[0], SECRETS[1], (FAIL_ENV, key)]
+/// Every secret, with DATABASE_URL exported for local work.
+const LOCAL_DATABASE: [(&str, &str); 8] = {
+    let mut env = SECRETS;
+    env[0] = LOCAL_DATABASE_URL;
+    env
+};
+
+/// The required secrets, and the fake failing the flyctl call with this key.
+const fn failing_at(key: &'static str) -> [(&'static str, &'static str); 8] {
+    let mut env = SECRETS;
+    env[7] = (FAIL_ENV, key);
+    env
 }
 
 /// The flyctl calls of a first deploy, in order, by key (`{command}@{app}`).
-const FIRST_DEPLOY: [&str; 9] = [
+const FIRST_DEPLOY: [&str; 14] = [
     "auth whoami@",
     "apps list@",
+    "apps create@ampel-collector",
     "apps create@ampel-api",
     "apps create@ampel-worker",
+    "volumes create@ampel-collector",
+    "secrets import@ampel-collector",
     "secrets import@ampel-api",
     "secrets import@ampel-worker",
+    "deploy@ampel-collector",
+    "status@ampel-collector",
     "deploy@ampel-api",
     "deploy@ampel-worker",
     "status@ampel-worker",
@@ -137,24 +188,34 @@ const REFUSED: &[Case] = &[
     },
     Case {
         rule: "a required secret that is neither given nor on Fly stops the run before any change",
-        env: &[SECRETS[1]],
-        says: &["ampel-api needs DATABASE_URL, ampel-worker needs DATABASE_URL"],
+        env: &NO_DATABASE_URL,
+        says: &[", which is neither in the environment nor in --env-file nor set on Fly"],
+        calls: 2, // whoami, apps list
+        ..CASE
+    },
+    Case {
+        rule: "the collector's hosted backend is required: without it the run stops before any change",
+        env: &[DATABASE_URL, REDIS_URL],
+        says: &[
+            "ampel-collector needs OTELCOL_TRACES_ENDPOINT, ampel-collector needs OTELCOL_LOGS_ENDPOINT, \
+                 ampel-collector needs OTELCOL_EXPORT_AUTHORIZATION",
+        ],
         calls: 2, // whoami, apps list
         ..CASE
     },
     Case {
         rule: "a DATABASE_URL exported for local work is refused before flyctl is called",
         args: &["--dry-run"],
-        env: &[LOCAL_DATABASE_URL, SECRETS[1]],
+        env: &[LOCAL_DATABASE_URL, REDIS_URL],
         says: &["DATABASE_URL points at this machine (localhost)"],
         ..CASE
     },
     Case {
         rule: "when flyctl itself prints a secret (its import parser quotes a line it cannot \
                read), xtask masks it in everything it shows",
-        env: &failing_at("secrets import@ampel-api"),
-        says: &["(DATABASE_URL=\"\"\"***\"\"\" is invalid)"],
-        calls: 5, // up to the failing import
+        env: &failing_at("secrets import@ampel-collector"),
+        says: &["(OTELCOL_TRACES_ENDPOINT=\"\"\"***\"\"\" is invalid)"],
+        calls: 7, // up to the failing import
         ..CASE
     },
     Case {
@@ -162,14 +223,25 @@ const REFUSED: &[Case] = &[
                release command's error) and what to try next; the worker is left alone",
         env: &failing_at("deploy@ampel-api"),
         says: &[
-            "step 5/8 (deploy ampel-api) failed: `flyctl deploy --config fly/api.toml",
+            "step 10/13 (deploy ampel-api) failed: `flyctl deploy --config fly/api.toml",
             "last lines of its output:",
             "permission denied for schema public",
             "Error: release_command failed running on machine",
             "next: ",
             "flyctl logs --app ampel-api",
         ],
-        calls: 7, // up to the failing deploy
+        calls: 12, // up to the failing deploy
+        ..CASE
+    },
+    Case {
+        rule: "a collector whose rollout fails stops the run before the apps, which would export to it",
+        env: &failing_at("deploy@ampel-collector"),
+        says: &[
+            "step 8/13 (deploy ampel-collector) failed: `flyctl deploy --config fly/collector.toml",
+            "timeout reached waiting for health checks to pass",
+            "cargo xtask deploy fly --only collector",
+        ],
+        calls: 10, // up to the failing deploy
         ..CASE
     },
 ];
@@ -178,6 +250,7 @@ const REFUSED: &[Case] = &[
 fn refused_runs_say_why_and_change_nothing_more() {
     for case in REFUSED {
         let fly = case.run(false);
+        // The collector is deployed before the apps; a failure there leaves both alone.
         for app in ["ampel-api", "ampel-worker"] {
             let machines = fly.app(app).map(|app| app["machines"].clone());
             assert!(
@@ -196,13 +269,19 @@ const DRY_RUNS: &[Case] = &[
                is logged in and which apps exist",
         args: &["--dry-run"],
         says: &[
-            "1. create ampel-api: flyctl apps create ampel-api --org personal",
-            "3. stage secrets for ampel-api: flyctl secrets import --app ampel-api --stage < stdin: DATABASE_URL=*** REDIS_URL=***",
-            "4. stage secrets for ampel-worker: flyctl secrets import --app ampel-worker --stage < stdin: DATABASE_URL=*** REDIS_URL=*** PROVIDER_TOKEN=***",
-            "5. deploy ampel-api: flyctl deploy --config fly/api.toml --app ampel-api --image-label ",
-            "6. deploy ampel-worker: flyctl deploy --config fly/worker.toml --app ampel-worker --image-label ",
-            "7. check ampel-api: poll http://127.0.0.1:",
-            "8. check ampel-worker: poll `flyctl status --app ampel-worker --json`",
+            "1. create ampel-collector: flyctl apps create ampel-collector --org personal",
+            "2. create ampel-api: flyctl apps create ampel-api --org personal",
+            "4. create volume otelcol_queue for ampel-collector: flyctl volumes create otelcol_queue --app ampel-collector --region ams --size 1 --yes",
+            "5. stage secrets for ampel-collector: flyctl secrets import --app ampel-collector --stage < stdin: OTELCOL_TRACES_ENDPOINT=*** \
+             OTELCOL_LOGS_ENDPOINT=*** OTELCOL_EXPORT_AUTHORIZATION=*** OTELCOL_METRICS_ENDPOINT=*** OTELCOL_METRICS_AUTHORIZATION=***",
+            "6. stage secrets for ampel-api: flyctl secrets import --app ampel-api --stage < stdin: DATABASE_URL=*** REDIS_URL=***",
+            "7. stage secrets for ampel-worker: flyctl secrets import --app ampel-worker --stage < stdin: DATABASE_URL=*** REDIS_URL=*** PROVIDER_TOKEN=***",
+            "8. deploy ampel-collector: flyctl deploy --config fly/collector.toml --app ampel-collector --image-label ",
+            "9. check ampel-collector: poll `flyctl status --app ampel-collector --json` until every Machine is started on image ",
+            "10. deploy ampel-api: flyctl deploy --config fly/api.toml --app ampel-api --image-label ",
+            "11. deploy ampel-worker: flyctl deploy --config fly/worker.toml --app ampel-worker --image-label ",
+            "12. check ampel-api: poll http://127.0.0.1:",
+            "13. check ampel-worker: poll `flyctl status --app ampel-worker --json`",
             "Dry run: nothing was changed.",
         ],
         calls: 2, // whoami, apps list
@@ -213,16 +292,19 @@ const DRY_RUNS: &[Case] = &[
                how to install flyctl",
         flyctl: false,
         args: &["--dry-run"],
-        env: &[SECRETS[1]],
+        env: &[REDIS_URL],
         says: &[
             "Plan: deploy ",
-            "1. create ampel-api unless it exists: flyctl apps create ampel-api --org personal",
-            "2. create ampel-worker unless it exists: flyctl apps create ampel-worker --org personal",
-            "5. deploy ampel-api: flyctl deploy --config fly/api.toml --app ampel-api --image-label ",
-            "8. check ampel-worker: poll `flyctl status --app ampel-worker --json`",
+            "1. create ampel-collector unless it exists: flyctl apps create ampel-collector --org personal",
+            "3. create ampel-worker unless it exists: flyctl apps create ampel-worker --org personal",
+            "4. create volume otelcol_queue for ampel-collector unless it exists: flyctl volumes create otelcol_queue",
+            "7. deploy ampel-collector: flyctl deploy --config fly/collector.toml",
+            "9. deploy ampel-api: flyctl deploy --config fly/api.toml --app ampel-api --image-label ",
+            "12. check ampel-worker: poll `flyctl status --app ampel-worker --json`",
             "Dry run: nothing was changed.",
             "flyctl not found on PATH: could not check the login, which apps exist",
-            "(ampel-api needs DATABASE_URL, ampel-worker needs DATABASE_URL)",
+            "(ampel-collector needs OTELCOL_TRACES_ENDPOINT, ampel-collector needs OTELCOL_LOGS_ENDPOINT, ",
+            "ampel-api needs DATABASE_URL, ampel-worker needs DATABASE_URL)",
             "install it (`curl -L https://fly.io/install.sh | sh`",
         ],
         ..CASE
@@ -230,9 +312,23 @@ const DRY_RUNS: &[Case] = &[
     Case {
         rule: "an --env-file given on purpose wins over a local DATABASE_URL in the environment",
         args: &["--dry-run"],
-        env: &[LOCAL_DATABASE_URL, SECRETS[1]],
-        env_file: &[SECRETS[0]],
+        env: &LOCAL_DATABASE,
+        env_file: &[DATABASE_URL],
         says: &["Dry run: nothing was changed."],
+        calls: 2, // whoami, apps list
+        ..CASE
+    },
+    Case {
+        rule: "--only collector: its app, volume, secrets, deploy and check, nothing of the apps",
+        args: &["--dry-run", "--only", "collector"],
+        says: &[
+            "1. create ampel-collector: ",
+            "2. create volume otelcol_queue for ampel-collector: ",
+            "3. stage secrets for ampel-collector: ",
+            "4. deploy ampel-collector: ",
+            "5. check ampel-collector: poll `flyctl status --app ampel-collector --json`",
+            "Dry run: nothing was changed.",
+        ],
         calls: 2, // whoami, apps list
         ..CASE
     },
@@ -242,63 +338,88 @@ const DRY_RUNS: &[Case] = &[
 fn dry_runs_print_the_plan_and_change_nothing() {
     for case in DRY_RUNS {
         let fly = case.run(true);
-        assert!(fly.app("ampel-api").is_none() && fly.app("ampel-worker").is_none());
+        for app in ["ampel-collector", "ampel-api", "ampel-worker"] {
+            assert!(fly.app(app).is_none(), "{}: {app} was created", case.rule);
+        }
     }
 }
 
-/// A first deploy runs every step once, in order: login check, app list, create both apps,
-/// stage each app's secrets, deploy the api (with the commit as image label and GIT_COMMIT),
-/// deploy the worker, then check the api over HTTP and the worker's Machines.
+/// A first deploy runs every step once, in order: login check, app list, create the three apps
+/// and the collector's queue volume, stage each app's secrets, deploy the collector and check it,
+/// deploy the api (with the commit as image label and GIT_COMMIT) and the worker, then check the
+/// api over HTTP and the worker's Machines. The apps export to the collector over 6PN.
 ///
 /// Secret values travel only on flyctl's stdin: never in any argv, never in xtask's output, and
 /// they arrive intact through flyctl's import parser (which would cut `#…` and strip quotes).
 ///
-/// A second run finds both apps and creates nothing; it reads their secrets instead, and
-/// without any secret in the environment still passes on the ones already on Fly.
+/// A second run finds the apps and the volume and creates nothing; it reads their secrets
+/// instead, and without any secret in the environment still passes on the ones already on Fly.
+/// A third, after an OTLP endpoint was set as a secret of the api (as deploys did before the
+/// collector), refuses: the secret would override the [env] that points at the collector.
 #[test]
 fn first_deploy_runs_every_step_in_order_and_a_second_creates_nothing() {
     let fly = FakeFly::new().unwrap();
     let api = ApiDouble::start(&fly, None);
     let database_url = "postgres://ampel:p#ss 'word\"@db.internal:5432/ampel";
     let redis_url = "redis://:s3cr3t@redis.internal:6379";
-    let headers = "Authorization=Basic ZGVwbG95OnMzY3IzdA==";
+    let authorization = "Basic ZGVwbG95OnMzY3IzdA==";
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join("prod.env");
-    let env_file_text =
-        format!("# production\nDATABASE_URL={database_url}\nexport REDIS_URL='{redis_url}'\n");
+    let env_file_text = format!(
+        "# production\nDATABASE_URL={database_url}\nexport REDIS_URL='{redis_url}'\nOTELCOL_EXPORT_AUTHORIZATION={authorization}\n"
+    );
     std::fs::write(&env_file, env_file_text).unwrap();
     let args = [
         &["--env-file", env_file.to_str().unwrap()][..],
         &api.flags("30"),
     ]
     .concat();
-    let env = [("OTEL_EXPORTER_OTLP_HEADERS", headers), SECRETS[2]];
+    let mut env = COLLECTOR.to_vec();
+    env.push(PROVIDER_TOKEN);
     let run = deploy(&fly, true, &args, &env);
     assert!(run.success, "{run:?}");
     assert_eq!(fly.keys(), FIRST_DEPLOY);
-    // The HTTP check ran after both deploys had been handed to flyctl.
+    // The HTTP check ran after every deploy had been handed to flyctl.
     let hits = api.version_hits();
     assert!(
-        !hits.is_empty() && hits.iter().all(|&calls| calls == 8),
+        !hits.is_empty() && hits.iter().all(|&calls| calls == 13),
         "{hits:?}"
     );
 
     let recorded = fly.calls();
     let calls: Vec<_> = recorded.iter().map(|call| call.command()).collect();
-    let label = calls[6].flag("--image-label").unwrap();
+    let label = calls[11].flag("--image-label").unwrap();
     assert!(
         label.starts_with(&head_commit()),
         "image label {label} is not HEAD"
     );
-    assert_eq!(calls[6].values("--env"), [format!("GIT_COMMIT={label}")]);
-    assert_eq!(calls[6].values("--config"), ["fly/api.toml"]);
-    assert_eq!(calls[7].values("--config"), ["fly/worker.toml"]);
+    assert_eq!(calls[11].values("--env"), [format!("GIT_COMMIT={label}")]);
+    assert_eq!(calls[9].values("--config"), ["fly/collector.toml"]);
+    assert_eq!(calls[9].flag("--image-label"), Some(label));
+    assert_eq!(calls[11].values("--config"), ["fly/api.toml"]);
+    assert_eq!(calls[12].values("--config"), ["fly/worker.toml"]);
     assert_eq!(calls[2].values("--org"), ["personal"]);
+    assert_eq!(
+        recorded[5].args,
+        [
+            "volumes",
+            "create",
+            "otelcol_queue",
+            "--app",
+            "ampel-collector",
+            "--region",
+            "ams",
+            "--size",
+            "1",
+            "--yes"
+        ]
+    );
     assert!(
         run.stderr.contains(&format!("Deployed {label}.")),
         "{run:?}"
     );
-    for value in [database_url, redis_url, headers, SECRETS[2].1] {
+    let values = [database_url, redis_url, authorization].into_iter();
+    for value in values.chain(env.iter().map(|(_, value)| *value)) {
         let shown = run.stdout.contains(value) || run.stderr.contains(value);
         assert!(!shown, "a secret was printed: {run:?}");
         for call in &recorded {
@@ -306,30 +427,129 @@ fn first_deploy_runs_every_step_in_order_and_a_second_creates_nothing() {
             assert!(!in_argv, "a secret was in argv: {call:?}");
         }
     }
-    // Each app gets its own secrets, as they were: the provider token only reaches the worker.
+    // Each app gets its own secrets, as they were: the backend's only reach the collector, the
+    // provider token only the worker.
+    let mut collector: BTreeMap<String, String> = COLLECTOR
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), digest(value)))
+        .collect();
+    collector.insert(
+        "OTELCOL_EXPORT_AUTHORIZATION".to_owned(),
+        digest(authorization),
+    );
+    assert_eq!(recorded[6].stdin.as_ref(), Some(&collector));
     let mut expected = BTreeMap::from([
         ("DATABASE_URL".to_owned(), digest(database_url)),
-        ("OTEL_EXPORTER_OTLP_HEADERS".to_owned(), digest(headers)),
         ("REDIS_URL".to_owned(), digest(redis_url)),
     ]);
-    assert_eq!(recorded[4].stdin.as_ref(), Some(&expected));
-    expected.insert(SECRETS[2].0.to_owned(), digest(SECRETS[2].1));
-    assert_eq!(recorded[5].stdin.as_ref(), Some(&expected));
+    assert_eq!(recorded[7].stdin.as_ref(), Some(&expected));
+    expected.insert(PROVIDER_TOKEN.0.to_owned(), digest(PROVIDER_TOKEN.1));
+    assert_eq!(recorded[8].stdin.as_ref(), Some(&expected));
+    // The collector's Machine has the volume the deploy created at the queue's directory, and
+    // the apps export to it by its private name.
+    let collector = fly.app("ampel-collector").unwrap();
+    let volume = &collector["volumes"][0];
+    assert_eq!(collector["volumes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        volume["attached_machine_id"],
+        collector["machines"][0]["id"]
+    );
+    assert_eq!(
+        collector["machines"][0]["config"]["mounts"][0]["path"],
+        "/var/lib/otelcol/file_storage"
+    );
+    for app in ["ampel-api", "ampel-worker"] {
+        let machine = &fly.app(app).unwrap()["machines"][0];
+        assert_eq!(
+            machine["config"]["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "http://ampel-collector.internal:4318",
+            "{app}"
+        );
+    }
 
     let second = deploy(&fly, true, &api.flags("30"), &[]);
     assert!(second.success, "{second:?}");
+    let first_calls = calls.len();
     assert_eq!(
-        fly.keys()[calls.len()..],
+        fly.keys()[first_calls..],
         [
             "auth whoami@",
             "apps list@",
+            "secrets list@ampel-collector",
+            "volumes list@ampel-collector",
             "secrets list@ampel-api",
             "secrets list@ampel-worker",
+            "deploy@ampel-collector",
+            "status@ampel-collector",
             "deploy@ampel-api",
             "deploy@ampel-worker",
             "status@ampel-worker",
         ]
     );
+    assert_eq!(
+        fly.app("ampel-collector").unwrap()["volumes"],
+        collector["volumes"]
+    );
+
+    let stale =
+        "OTEL_EXPORTER_OTLP_ENDPOINT=https://otlp-gateway-prod-eu-west-2.grafana.net/otlp\n";
+    let import = ["secrets", "import", "--app", "ampel-api", "--stage"];
+    assert!(fly.run(&import, stale, &[]).status.success());
+    let before = fly.keys().len();
+    let third = deploy(&fly, true, &api.flags("30"), &[]);
+    assert!(!third.success, "{third:?}");
+    assert!(
+        third.stderr.contains(
+            "secrets on Fly would override the configs' [env]; run `flyctl secrets unset --app ampel-api --stage \
+             OTEL_EXPORTER_OTLP_ENDPOINT` (OTEL_EXPORTER_OTLP_ENDPOINT is in fly/api.toml's [env])"
+        ),
+        "{third:?}"
+    );
+    assert!(
+        !fly.keys()[before..]
+            .iter()
+            .any(|key| key.starts_with("deploy")),
+        "the third run deployed"
+    );
+}
+
+/// The apps wait for a healthy collector: one whose Machines fail their health check fails the
+/// run at its deadline, before the api and the worker are deployed.
+#[test]
+fn an_unhealthy_collector_stops_the_run_before_the_apps() {
+    let fly = FakeFly::new().unwrap();
+    let api = ApiDouble::start(&fly, None);
+    let started = Instant::now();
+    let env = failing_at("status@ampel-collector");
+    let run = deploy(&fly, true, &api.flags("2"), &env);
+    assert!(!run.success, "{run:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "gave up before the deadline"
+    );
+    for text in [
+        "step 9/13 (check ampel-collector) failed",
+        "ampel-collector's Machines did not all run",
+        "with checks [health=critical]",
+        "flyctl logs --app ampel-collector",
+    ] {
+        assert!(run.stderr.contains(text), "no {text:?} in {run:?}");
+    }
+    let keys = fly.keys();
+    assert!(
+        keys.iter()
+            .filter(|key| *key == "status@ampel-collector")
+            .count()
+            > 1,
+        "the check did not poll: {keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|key| key == "deploy@ampel-api" || key == "deploy@ampel-worker"),
+        "{keys:?}"
+    );
+    assert!(api.version_hits().is_empty(), "the api was checked");
 }
 
 /// The deploy is not done until `/version` reports the new commit: an api that keeps answering
@@ -357,7 +577,8 @@ fn check_fails_while_the_api_reports_another_commit() {
 }
 
 /// `--only worker` creates, stages and deploys the worker alone and never checks the api; what
-/// the worker gets is all three of its secrets, kept by the fake as digests only.
+/// the worker gets is all three of its secrets (none of the collector's), kept by the fake as
+/// digests only.
 #[test]
 fn only_worker_leaves_the_api_alone() {
     let fly = FakeFly::new().unwrap();
@@ -365,7 +586,7 @@ fn only_worker_leaves_the_api_alone() {
     let args = [&["--only", "worker"][..], &api.flags("30")].concat();
     let run = deploy(&fly, true, &args, &SECRETS);
     assert!(run.success, "{run:?}");
-    let expected: BTreeMap<&str, String> = SECRETS
+    let expected: BTreeMap<&str, String> = [DATABASE_URL, REDIS_URL, PROVIDER_TOKEN]
         .iter()
         .map(|(name, value)| (*name, digest(value)))
         .collect();
@@ -374,10 +595,9 @@ fn only_worker_leaves_the_api_alone() {
     for (_, value) in SECRETS {
         assert!(!text.contains(value));
     }
-    assert!(
-        fly.app("ampel-api").is_none(),
-        "--only worker touched the api"
-    );
+    for app in ["ampel-api", "ampel-collector"] {
+        assert!(fly.app(app).is_none(), "--only worker touched {app}");
+    }
     assert!(
         api.version_hits().is_empty(),
         "--only worker checked the api"

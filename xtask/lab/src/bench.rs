@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Layout: `overhead.rs`, `backend.rs`, `visible.rs` and `worker.rs` are one table each, a
-//! `report::Table` that measures, prints and states its targets; this file runs them and writes
+//! `report::Table` that measures, prints and states its targets (`collector.rs` is table 3's
+//! second block, on the same stack: the collector's cost); this file runs them and writes
 //! their typed values as one JSON document. Below them: `ctx.rs` (the plan, the datastores, the
 //! one way to start a measured app and where its telemetry goes, the rounds), `app.rs` runs the
 //! release binaries pinned to the server core (through the e2e's process helper) and reads their
@@ -21,6 +22,7 @@
 mod app;
 mod backend;
 mod callgrind;
+mod collector;
 mod ctx;
 mod load;
 mod overhead;

@@ -12,6 +12,11 @@
 //! clients behind its `TraceStore` and `LogStore` traits.
 
 pub(crate) mod apps;
+#[cfg(test)]
+mod bad_input;
+pub(crate) mod no_loss;
+#[cfg(test)]
+mod sampling;
 mod scenario;
 pub(crate) mod stack;
 
@@ -28,6 +33,9 @@ impl crate::Run for flags::E2e {
     /// a check fails, naming the signal and what was seen instead.
     fn run(self) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Runtime::new().context("start the Tokio runtime")?;
+        if self.no_loss {
+            return runtime.block_on(no_loss::run(&self));
+        }
         runtime.block_on(async {
             let report = run_all(&self, &[("e2e", self.broken)]).await?.remove(0)?;
             println!("{report}");
@@ -81,7 +89,8 @@ mod tests {
     use xtask::flags::Signal::{Flush, Logs, Metrics, Traces};
 
     /// Each check fails when its signal is switched off, and only that check (a lost trace also
-    /// fails the flush check, which looks for a trace): metrics when the api is not scraped,
+    /// fails the flush check, which looks for a trace, and the exemplar check, whose span metrics
+    /// come from the spans): metrics when the api is not scraped,
     /// traces when spans are not exported, logs when log records are not exported, flush when
     /// the api is SIGKILLed instead of SIGTERMed. A control run on the same stack must pass, so
     /// a failure is the break's doing and not the stack's. All runs share one set of

@@ -1,5 +1,5 @@
 //! `cargo xtask test`: every test of the workspace against real PostgreSQL and Redis, then the
-//! e2e. The README's test command.
+//! e2e and the no-loss tests (`cargo xtask e2e --no-loss`). The README's test command.
 
 use anyhow::Context as _;
 
@@ -45,12 +45,15 @@ impl crate::Run for flags::Test {
             return Ok(());
         }
         drop(runtime);
-        flags::E2e {
+        // The e2e, then the no-loss tests, each on a stack of its own.
+        let e2e = |no_loss| flags::E2e {
             traces: self.traces,
             logs: self.logs,
             keep: false,
+            no_loss,
             broken: None,
-        }
-        .run()
+        };
+        e2e(false).run()?;
+        e2e(true).run()
     }
 }

@@ -1,17 +1,22 @@
 //! Several containers under names (a compose file's services, say), started at once and
 //! removed together. Configuration values that refer to them as `//name:port` or `@name:port`
-//! (a URL, a DSN) are rewritten to the addresses the host reaches them at.
+//! (a URL, a DSN) are rewritten to the addresses the host reaches them at. Started with
+//! [`Group::start_on_network`], the members also reach each other under those names, across
+//! restarts.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
 
-use super::{ContainerSpec, Running, start};
+use super::{ContainerSpec, Running, create_network, engine, start};
 
 /// Started, ready containers by name.
 pub struct Group {
     members: Vec<(String, Running)>,
+    /// The user-defined network of [`Group::start_on_network`], removed with the group.
+    network: Option<String>,
 }
 
 impl Group {
@@ -21,11 +26,51 @@ impl Group {
     pub async fn start(
         specs: impl IntoIterator<Item = (impl Into<String>, ContainerSpec)>,
     ) -> anyhow::Result<Self> {
+        Self::start_with(specs, None).await
+    }
+
+    /// Like [`Group::start`], and every member also joins a user-defined network of the
+    /// group's own under its name, so members reach each other as `name:port` (compose's own
+    /// URLs, `http://jaeger:4318`) even after one restarted with a new address. The network
+    /// goes with [`Group::stop`]; a group only dropped (a panicking test) leaves it behind.
+    pub async fn start_on_network(
+        specs: impl IntoIterator<Item = (impl Into<String>, ContainerSpec)>,
+    ) -> anyhow::Result<Self> {
+        static NETWORKS: AtomicU32 = AtomicU32::new(0);
+        let network = format!(
+            "otel-testkit-{}-{}",
+            std::process::id(),
+            NETWORKS.fetch_add(1, Ordering::Relaxed)
+        );
+        create_network(&network).await?;
+        Self::start_with(specs, Some(network)).await
+    }
+
+    async fn start_with(
+        specs: impl IntoIterator<Item = (impl Into<String>, ContainerSpec)>,
+        network: Option<String>,
+    ) -> anyhow::Result<Self> {
         let specs: Vec<(String, ContainerSpec)> = specs
             .into_iter()
-            .map(|(name, spec)| (name.into(), spec))
+            .map(|(name, spec)| {
+                let name = name.into();
+                let spec = match &network {
+                    Some(network) => spec.network(network, &name),
+                    None => spec,
+                };
+                (name, spec)
+            })
             .collect();
-        anyhow::ensure!(!specs.is_empty(), "a group needs at least one container");
+        if specs.is_empty() {
+            // Removes the network again, if there is one.
+            Group {
+                members: Vec::new(),
+                network,
+            }
+            .stop()
+            .await;
+            anyhow::bail!("a group needs at least one container");
+        }
         let started = futures::future::join_all(specs.into_iter().map(|(name, spec)| async move {
             let since = Instant::now();
             eprintln!("starting {name} ({})", spec.image());
@@ -38,6 +83,7 @@ impl Group {
         .await;
         let mut group = Group {
             members: Vec::new(),
+            network,
         };
         let mut errors = Vec::new();
         for result in started {
@@ -58,6 +104,18 @@ impl Group {
         self.members
             .iter()
             .find_map(|(member, running)| (member == name).then_some(running))
+    }
+
+    /// The container started as `name`, to halt, kill or resume it.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Running> {
+        self.members
+            .iter_mut()
+            .find_map(|(member, running)| (member == name).then_some(running))
+    }
+
+    /// The members' own network (see [`Group::start_on_network`]).
+    pub fn network(&self) -> Option<&str> {
+        self.network.as_deref()
     }
 
     /// `http://127.0.0.1:<host port>` of `port` of `name`; an error when `name` is not in the
@@ -100,7 +158,8 @@ impl Group {
         rewrite(value, inside)
     }
 
-    /// Removes every container and waits; a container that cannot be removed is a warning.
+    /// Removes every container, then the group's network, and waits; what cannot be removed
+    /// is a warning.
     pub async fn stop(self) {
         futures::future::join_all(self.members.into_iter().map(|(name, running)| async move {
             if let Err(err) = running.stop().await {
@@ -108,12 +167,24 @@ impl Group {
             }
         }))
         .await;
+        if let Some(network) = self.network {
+            let removed = match engine().await {
+                Ok(docker) => docker.remove_network(&network).await.map_err(Into::into),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = removed {
+                eprintln!("warning: could not remove the network {network}: {err:#}");
+            }
+        }
     }
 
     /// Leaves the containers running (to look at them after a run) and prints their ids and
     /// published ports.
     pub fn keep(self) {
         eprintln!("containers kept; remove them with `docker rm -f <id>`:");
+        if let Some(network) = &self.network {
+            eprintln!("  (and their network with `docker network rm {network}`)");
+        }
         for (name, running) in self.members {
             let mut ports: Vec<String> = running
                 .ports
@@ -157,6 +228,8 @@ fn rewrite<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use testcontainers::bollard::query_parameters::ListContainersOptions;
 
     use super::*;
@@ -222,6 +295,86 @@ mod tests {
             format!("http://{ip}:4318 http://metrics:9")
         );
         group.stop().await;
+    }
+
+    /// The peer finds `metrics` by name on the group's network (the engine's DNS learns of a
+    /// joined or restarted member within moments).
+    async fn resolve(group: &Group) {
+        let argv = ["getent", "hosts", "metrics"].map(String::from);
+        let peer = group.get("peer").unwrap();
+        let resolved = crate::eventually(
+            "peer resolves metrics",
+            Instant::now(),
+            Duration::from_secs(10),
+            || async {
+                let output = peer.exec(&argv).await?;
+                anyhow::ensure!(output.code == Some(0), "getent exited {:?}", output.code);
+                Ok(output.stdout)
+            },
+        )
+        .await;
+        if let Err(timed_out) = resolved {
+            panic!("{timed_out}");
+        }
+    }
+
+    /// On the group's own network a member keeps its name, its alias and its host port across a
+    /// stop and start and across a SIGKILL and start, while the engine may give it a new bridge
+    /// address. An engine that picks new host ports (Docker) must fail the resume and say so.
+    #[tokio::test]
+    async fn a_restarted_member_keeps_its_name_and_port() {
+        let image = prometheus::image();
+        let test = "a_restarted_member_keeps_its_name_and_port";
+        let Some(docker) = require_engine(test, &[&image]).await else {
+            return;
+        };
+        let podman = docker
+            .version()
+            .await
+            .unwrap()
+            .components
+            .unwrap_or_default();
+        let podman = podman.iter().any(|part| part.name.contains("Podman"));
+        let spec = || prometheus::spec(&image).name_prefix("otel-testkit-restart");
+        let mut group = Group::start_on_network([("metrics", spec()), ("peer", spec())])
+            .await
+            .unwrap();
+        let network = group.network().unwrap().to_owned();
+        resolve(&group).await;
+        let url = group.url("metrics", prometheus::API_PORT).unwrap();
+        let name = group.get("metrics").unwrap().name().to_owned();
+        for kill in [false, true] {
+            let metrics = group.get_mut("metrics").unwrap();
+            if kill {
+                metrics.kill().await.unwrap();
+            } else {
+                metrics.halt(Duration::from_secs(5)).await.unwrap();
+            }
+            assert!(
+                reqwest::get(format!("{url}/-/ready")).await.is_err(),
+                "{url} still answers"
+            );
+            match metrics.resume().await {
+                Ok(()) => {}
+                Err(err) if !podman => {
+                    let err = format!("{err:#}");
+                    assert!(err.contains("picks new host ports"), "{err}");
+                    group.stop().await;
+                    return;
+                }
+                Err(err) => panic!("resume after kill={kill}: {err:#}"),
+            }
+            assert_eq!(metrics.name(), name);
+            assert_eq!(group.url("metrics", prometheus::API_PORT).unwrap(), url);
+            let ready = reqwest::get(format!("{url}/-/ready")).await.unwrap();
+            assert!(ready.status().is_success(), "{url}: {}", ready.status());
+            resolve(&group).await;
+        }
+        group.stop().await;
+        assert!(
+            docker.inspect_network(&network, None).await.is_err(),
+            "the network {network} outlived its group"
+        );
     }
 
     /// When one member cannot start, the error names it and the members that did start are

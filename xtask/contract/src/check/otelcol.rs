@@ -1,6 +1,7 @@
 //! The collector's own check, when a collector binary is at hand: `validate` of
-//! observability/otel-collector/config.yaml (components exist in the build, pipelines reference
-//! what is defined, values parse). `AMPEL_OTELCOL` names the binary (CI's build: `.ci/images.sh`
+//! observability/otel-collector/config.yaml, alone and with Fly's overlay merged over it as the
+//! Fly image runs them (components exist in the build, pipelines reference what is defined,
+//! values parse). `AMPEL_OTELCOL` names the binary (CI's build: `.ci/images.sh`
 //! writes it to `.ci/images.env`), else the first of `otelcol-contrib`, `otelcol` on PATH.
 
 use std::ffi::OsString;
@@ -9,6 +10,12 @@ use std::path::Path;
 use super::Problem;
 
 pub const CONFIG: &str = "observability/otel-collector/config.yaml";
+const FLY_OVERLAY: &str = "fly/collector.yaml";
+/// The secrets the overlay reads, for `validate` only: it fails on a variable that is unset.
+const FLY_SECRETS: [&str; 2] = [
+    "OTELCOL_EXPORT_AUTHORIZATION",
+    "OTELCOL_METRICS_AUTHORIZATION",
+];
 /// Upstream's release binaries, in the order looked for.
 const ON_PATH: [&str; 2] = ["otelcol-contrib", "otelcol"];
 
@@ -27,39 +34,50 @@ fn binary() -> Option<OsString> {
     }
 }
 
-/// What `validate` finds in the config under `root`, or `None` when no collector is at hand.
+/// What `validate` finds in the configs under `root`, or `None` when no collector is at hand.
 pub fn problems(root: &Path) -> Option<Vec<Problem>> {
     let program = binary()?;
-    let config = root.join(CONFIG);
-    let run = duct::cmd(
-        &program,
-        [OsString::from("validate"), "--config".into(), config.into()],
-    )
-    .stderr_to_stdout()
-    .stdout_capture()
-    .unchecked()
-    .run();
-    let output = match run {
-        Ok(output) if output.status.success() => return Some(Vec::new()),
-        Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
-        Err(err) => format!(
-            "could not run {}: {err} (is AMPEL_OTELCOL right?)",
-            program.display()
-        ),
-    };
-    let lines: Vec<&str> = output
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .collect();
-    Some(vec![Problem::new(
-        CONFIG,
-        None,
-        format!(
-            "`{} validate` failed; fix what it names:\n    {}",
-            Path::new(&program).display(),
-            lines.join("\n    ")
-        ),
-    )])
+    let mut runs = vec![(CONFIG, vec![CONFIG])];
+    if root.join(FLY_OVERLAY).exists() {
+        runs.push((FLY_OVERLAY, vec![CONFIG, FLY_OVERLAY]));
+    }
+    let mut problems = Vec::new();
+    for (file, configs) in runs {
+        let mut args: Vec<OsString> = vec!["validate".into()];
+        for config in &configs {
+            args.extend(["--config".into(), root.join(config).into()]);
+        }
+        let mut run = duct::cmd(&program, &args)
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked();
+        for secret in FLY_SECRETS {
+            run = run.env(secret, "placeholder");
+        }
+        let output = match run.run() {
+            Ok(output) if output.status.success() => continue,
+            Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
+            Err(err) => format!(
+                "could not run {}: {err} (is AMPEL_OTELCOL right?)",
+                program.display()
+            ),
+        };
+        let lines: Vec<&str> = output
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        problems.push(Problem::new(
+            file,
+            None,
+            format!(
+                "`{} validate --config {}` failed; fix what it names:\n    {}",
+                Path::new(&program).display(),
+                configs.join(" --config "),
+                lines.join("\n    ")
+            ),
+        ));
+    }
+    Some(problems)
 }
 
 #[cfg(test)]
@@ -91,8 +109,20 @@ mod tests {
         );
         assert_ne!(broken, real, "the fixture's pipeline moved");
         std::fs::write(&path, broken).unwrap();
-        let problems = problems(root).unwrap();
-        assert_eq!(problems.len(), 1, "{problems:#?}");
-        assert!(problems[0].message.contains("nowhere"), "{problems:#?}");
+        let broken = problems(root).unwrap();
+        assert_eq!(broken.len(), 1, "{broken:#?}");
+        assert!(broken[0].message.contains("nowhere"), "{broken:#?}");
+        // The overlay is validated merged over the shared config.
+        std::fs::write(&path, &real).unwrap();
+        let overlay = root.join(FLY_OVERLAY);
+        std::fs::create_dir_all(overlay.parent().unwrap()).unwrap();
+        std::fs::write(
+            &overlay,
+            "exporters:\n  otlp_http/traces:\n    timeout: soon\n",
+        )
+        .unwrap();
+        let broken = problems(root).unwrap();
+        assert_eq!(broken.len(), 1, "{broken:#?}");
+        assert_eq!(broken[0].file, FLY_OVERLAY, "{broken:#?}");
     }
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask deploy fly`: the api, then the worker, to Fly.io.
+//! `cargo xtask deploy fly`: the collector, then the api and the worker, to Fly.io.
 //!
 //! ```text
 //! cargo xtask deploy fly --dry-run --env-file prod.env
@@ -6,12 +6,14 @@
 //!
 //! First everything that changes nothing: flyctl on PATH, `fly/*.toml` against the binaries
 //! ([`preflight::fly_problems`]), the commit, the secrets, `flyctl auth whoami`, `flyctl apps
-//! list` and, for apps that exist, `flyctl secrets list`. From that comes the plan: create the
-//! missing apps, stage secrets, deploy the api, deploy the worker, check both. `--dry-run`
+//! list` and, for apps that exist, `flyctl secrets list` (and the collector's `flyctl volumes
+//! list`). From that comes the plan: create the missing apps and the collector's missing queue
+//! volume, stage secrets, deploy the collector and check it (the apps export to it, so they wait
+//! for a healthy one), deploy the api, deploy the worker, check both. `--dry-run`
 //! prints it and stops (without flyctl too, saying what it could not check); otherwise it runs
 //! step by step and stops at the first failure with the step, the end of flyctl's output and
-//! what to try next. Running it again is safe: apps that exist are not created, and a deploy of
-//! the same commit replaces Machines with the same image.
+//! what to try next. Running it again is safe: apps and volumes that exist are not created, and a
+//! deploy of the same commit replaces Machines with the same image.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,8 +22,9 @@ use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
 use super::flyctl::{self, Flyctl};
+use super::preflight::{self, Volume};
 use super::secrets::Secrets;
-use super::{preflight, verify};
+use super::verify;
 use xtask::flags::{self, FlyApp};
 use xtask::util;
 
@@ -35,6 +38,8 @@ struct Target {
     name: String,
     /// `None` when flyctl could not be asked (a dry run without it).
     exists: Option<bool>,
+    /// The volume its config mounts, and whether it exists (`None`: could not be asked).
+    volume: Option<(Volume, Option<bool>)>,
 }
 
 /// One thing the deploy does, in order.
@@ -56,7 +61,7 @@ enum Action {
     },
     /// Poll the api's /health and /version.
     CheckApi { url: String },
-    /// Poll `flyctl status` of an app without a public address.
+    /// Poll `flyctl status` of an app without a public address: its Machines and their checks.
     CheckMachines { name: String },
 }
 
@@ -72,6 +77,13 @@ struct WhoAmI {
 struct Listed {
     #[serde(alias = "Name")]
     name: String,
+}
+
+/// One entry of `flyctl volumes list --json` (fly-go's `Volume`).
+#[derive(Deserialize)]
+struct ListedVolume {
+    name: String,
+    region: String,
 }
 
 /// flyctl, and what Fly says through it: who is logged in and which apps exist.
@@ -117,6 +129,22 @@ impl Fly {
         )?;
         Ok(listed.into_iter().map(|secret| secret.name).collect())
     }
+
+    /// Whether `app` has `volume` (by name, in its region); not when the app does not exist yet.
+    fn has_volume(&self, app: &str, volume: &Volume, secrets: &Secrets) -> anyhow::Result<bool> {
+        if !self.apps.iter().any(|name| name == app) {
+            return Ok(false);
+        }
+        let listed: Vec<ListedVolume> = self.flyctl.query(
+            &["volumes", "list", "--app", app, "--json"],
+            secrets,
+            &format!("list the volumes of {app}"),
+            "check that the token may read this app (`flyctl volumes list --app <app>`)",
+        )?;
+        Ok(listed
+            .iter()
+            .any(|listed| listed.name == volume.name && listed.region == volume.region))
+    }
 }
 
 impl crate::Run for flags::DeployFly {
@@ -147,17 +175,27 @@ impl crate::Run for flags::DeployFly {
 
         let apps = match self.only {
             Some(app) => vec![app],
-            None => vec![FlyApp::Api, FlyApp::Worker],
+            None => vec![FlyApp::Collector, FlyApp::Api, FlyApp::Worker],
         };
         let mut targets = Vec::new();
-        let mut missing = Vec::new();
-        let mut unchecked = Vec::new();
+        let (mut missing, mut unchecked, mut shadowing) = (Vec::new(), Vec::new(), Vec::new());
         for app in apps {
-            let name = preflight::load(&root, app)?.app.into_inner();
+            let config = preflight::load(&root, app)?;
+            let name = config.app.get_ref().clone();
             let on_fly = fly
                 .as_ref()
                 .map(|fly| fly.secret_names(&name, &secrets))
                 .transpose()?;
+            // Fly gives a secret precedence over the [env] value of the same name, so the config
+            // would not be what runs (an OTLP endpoint staged before the collector existed).
+            for var in config.env_names() {
+                if on_fly.iter().flatten().any(|set| set == var) {
+                    shadowing.push(format!(
+                        "`flyctl secrets unset --app {name} --stage {var}` ({var} is in {}'s [env])",
+                        preflight::config_path(app)
+                    ));
+                }
+            }
             for secret in secrets.missing_required(app) {
                 let needs = format!("{name} needs {secret}");
                 match &on_fly {
@@ -167,7 +205,28 @@ impl crate::Run for flags::DeployFly {
                 }
             }
             let exists = fly.as_ref().map(|fly| fly.apps.contains(&name));
-            targets.push(Target { app, name, exists });
+            let volume = match config.volume() {
+                Some(volume) => {
+                    let found = fly
+                        .as_ref()
+                        .map(|fly| fly.has_volume(&name, &volume, &secrets))
+                        .transpose()?;
+                    Some((volume, found))
+                }
+                None => None,
+            };
+            targets.push(Target {
+                app,
+                name,
+                exists,
+                volume,
+            });
+        }
+        if !shadowing.is_empty() {
+            bail!(
+                "secrets on Fly would override the configs' [env]; run {}, then the deploy again",
+                shadowing.join(", ")
+            );
         }
         if !missing.is_empty() {
             bail!(
@@ -230,8 +289,8 @@ impl crate::Run for flags::DeployFly {
     }
 }
 
-/// The steps, in the order they run: create, stage secrets, deploy api, deploy worker, check;
-/// commands shown as `program` runs them.
+/// The steps, in the order they run: create apps and volumes, stage secrets, deploy and check
+/// the collector, deploy the api and the worker, check them; commands shown as `program` runs them.
 fn plan(
     targets: &[Target],
     secrets: &Secrets,
@@ -257,21 +316,40 @@ fn plan(
             next,
         }
     };
+    let unless = |exists: Option<bool>| match exists {
+        None => " unless it exists",
+        Some(_) => "",
+    };
     let mut steps = Vec::new();
     for target in targets.iter().filter(|target| target.exists != Some(true)) {
         let (name, config) = (&target.name, preflight::config_path(target.app));
-        let unless = if target.exists.is_none() {
-            " unless it exists"
-        } else {
-            ""
-        };
         steps.push(flyctl(
-            format!("create {name}{unless}"),
+            format!("create {name}{}", unless(target.exists)),
             &["apps", "create", name, "--org", &flags.org],
             None,
             format!(
                 "app names are global on Fly: if {name} is taken, change `app` in {config}; if the organization is wrong, pass --org"
             ),
+        ));
+    }
+    for target in targets {
+        let Some((volume, exists)) = &target.volume else {
+            continue;
+        };
+        if *exists == Some(true) {
+            continue;
+        }
+        let (name, size) = (&target.name, volume.size_gb.to_string());
+        steps.push(flyctl(
+            format!("create volume {} for {name}{}", volume.name, unless(*exists)),
+            &[
+                "volumes", "create", &volume.name, "--app", name, "--region", &volume.region,
+                "--size", &size,
+                // Without it flyctl asks whether one volume (on one host) is enough.
+                "--yes",
+            ],
+            None,
+            format!("`flyctl volumes list --app {name}` shows what exists; a region without capacity needs another primary_region"),
         ));
     }
     for target in targets
@@ -289,13 +367,14 @@ fn plan(
         ));
     }
     let commit = format!("{COMMIT_ENV}={revision}");
-    for target in targets {
+    let deploy = |target: &Target| {
         let (name, config) = (&target.name, preflight::config_path(target.app));
         let only = match target.app {
+            FlyApp::Collector => "collector",
             FlyApp::Api => "api",
             FlyApp::Worker => "worker",
         };
-        steps.push(flyctl(
+        flyctl(
             format!("deploy {name}"),
             &[
                 "deploy",
@@ -315,10 +394,10 @@ fn plan(
                 "the output above says which part failed (the api's `migrate` release command prints its error there); \
                  see `flyctl logs --app {name}`, fix it, then run `cargo xtask deploy fly --only {only}`"
             ),
-        ));
-    }
+        )
+    };
     let seconds = flags.verify_timeout;
-    for target in targets {
+    let check = |target: &Target| {
         let (name, config) = (&target.name, preflight::config_path(target.app));
         let (shown, action) = match target.app {
             FlyApp::Api => {
@@ -333,7 +412,7 @@ fn plan(
                 );
                 (shown, Action::CheckApi { url })
             }
-            FlyApp::Worker => {
+            FlyApp::Collector | FlyApp::Worker => {
                 let status = flyctl::display(program, &verify::status_args(name));
                 let shown = format!(
                     "poll `{status}` until every Machine is started on image {revision} and passes its checks (up to {seconds} s)"
@@ -341,7 +420,7 @@ fn plan(
                 (shown, Action::CheckMachines { name: name.clone() })
             }
         };
-        steps.push(Step {
+        Step {
             label: format!("check {name}"),
             shown,
             action,
@@ -349,8 +428,18 @@ fn plan(
                 "`flyctl status --app {name}` and `flyctl logs --app {name}` show why; `flyctl releases --app {name} --image` \
                  lists earlier images to go back to with `flyctl deploy --config {config} --image <image>`"
             ),
-        });
+        }
+    };
+    // The apps export to the collector, so it must be healthy before they roll.
+    let (collector, apps): (Vec<&Target>, Vec<&Target>) = targets
+        .iter()
+        .partition(|target| target.app == FlyApp::Collector);
+    for target in collector {
+        steps.push(deploy(target));
+        steps.push(check(target));
     }
+    steps.extend(apps.iter().map(|target| deploy(target)));
+    steps.extend(apps.iter().map(|target| check(target)));
     steps
 }
 

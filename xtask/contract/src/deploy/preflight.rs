@@ -1,5 +1,6 @@
 //! Do `fly/api.toml` and `fly/worker.toml` agree with the binaries they deploy, as their crates
-//! declare them (`crate::binaries`), and with the Dockerfile?
+//! declare them (`crate::binaries`), and with the Dockerfile? Does `fly/collector.toml` agree
+//! with the collector's config (`collector`), and do the apps export to it?
 //!
 //! ```text
 //! cargo xtask deploy fly --dry-run
@@ -11,6 +12,8 @@
 //! [`Deployment`] (its Dockerfile stage under `[env]`, `[http_service]`, the checks, `[metrics]`)
 //! and held to its binary by the comparison compose and the Dockerfile get too; what only Fly has
 //! (build, release command, kill timeout, public or not) is checked here.
+
+mod collector;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -55,22 +58,23 @@ const WORKER: Expected = Expected {
     release_command: None,
 };
 
-fn expected(app: FlyApp) -> &'static Expected {
+/// The app's config file, relative to the workspace root.
+pub fn config_path(app: FlyApp) -> &'static str {
     match app {
-        FlyApp::Api => &API,
-        FlyApp::Worker => &WORKER,
+        FlyApp::Collector => collector::CONFIG,
+        FlyApp::Api => API.config,
+        FlyApp::Worker => WORKER.config,
     }
 }
 
-/// The app's config file, relative to the workspace root.
-pub fn config_path(app: FlyApp) -> &'static str {
-    expected(app).config
-}
+/// The variable the apps read the collector's address from (the OTLP SDK's own).
+const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 /// A Fly config, as far as the preflight and the deploy read it.
 #[derive(Debug, Deserialize)]
 pub struct FlyConfig {
     pub app: Spanned<String>,
+    primary_region: Option<Spanned<String>>,
     kill_signal: Option<Spanned<String>>,
     kill_timeout: Option<Spanned<toml::Value>>,
     build: Option<Spanned<Build>>,
@@ -83,6 +87,51 @@ pub struct FlyConfig {
     #[serde(default)]
     checks: BTreeMap<String, Spanned<Check>>,
     metrics: Option<Spanned<OneOrMany<Metrics>>>,
+    mounts: Option<Spanned<OneOrMany<Mount>>>,
+}
+
+/// A `[mounts]` entry: the volume `source` at `destination`.
+#[derive(Debug, Deserialize)]
+struct Mount {
+    source: String,
+    destination: String,
+    initial_size: Option<String>,
+}
+
+/// The volume an app mounts, as the deploy creates it when it is missing.
+pub struct Volume {
+    pub name: String,
+    pub region: String,
+    pub size_gb: u32,
+}
+
+impl FlyConfig {
+    /// The names `[env]` sets, which a secret of the same name would shadow.
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        self.env.keys().map(String::as_str)
+    }
+
+    /// The volume of the first `[mounts]`, in `primary_region`; `None` when the config has no
+    /// usable one (the preflight reports why).
+    pub fn volume(&self) -> Option<Volume> {
+        let mount = self.mounts.as_ref()?.get_ref().as_slice().first()?;
+        Some(Volume {
+            name: mount.source.clone(),
+            region: self.primary_region.as_ref()?.get_ref().clone(),
+            size_gb: size_gb(mount.initial_size.as_deref()?)?,
+        })
+    }
+}
+
+/// `initial_size = "1gb"` as whole gigabytes, what `flyctl volumes create --size` takes.
+fn size_gb(text: &str) -> Option<u32> {
+    let number = text.trim().to_ascii_lowercase();
+    number
+        .strip_suffix("gb")?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|size| *size > 0)
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,53 +197,94 @@ pub fn load(root: &Path, app: FlyApp) -> anyhow::Result<FlyConfig> {
     toml::from_str(&text).with_context(|| format!("parse {}: fix the TOML", config_path(app)))
 }
 
-/// Every disagreement between `fly/*.toml`, the Dockerfile and the binaries. Empty when the
-/// configs are deployable.
+/// Every disagreement between `fly/*.toml`, the Dockerfile, the collector's config and the
+/// binaries. Empty when the configs are deployable.
 pub fn fly_problems(root: &Path) -> Vec<Problem> {
-    let (mut problems, mut apps) = (Vec::new(), Vec::new());
+    let mut problems = Vec::new();
+    let collector = read(root, collector::CONFIG, &mut problems);
+    let collector = collector.map(|(text, config)| {
+        let mut report = Report {
+            file: collector::CONFIG,
+            text: &text,
+            problems: &mut problems,
+        };
+        let otlp = collector::check(root, &config, &mut report);
+        (config, otlp)
+    });
+    let mut apps = Vec::new();
+    if let Some((config, _)) = &collector {
+        apps.push((collector::CONFIG, config.app.clone()));
+    }
     for expected in [&API, &WORKER] {
         let file = expected.config;
-        let text = match std::fs::read_to_string(root.join(file)) {
-            Ok(text) => text,
-            Err(err) => {
-                problems.push(Problem::new(
-                    file,
-                    None,
-                    format!("cannot read it ({err}); restore it from git"),
-                ));
-                continue;
-            }
+        let Some((text, config)) = read(root, file, &mut problems) else {
+            continue;
         };
-        match toml::from_str::<FlyConfig>(&text) {
-            Ok(config) => {
-                let mut report = Report {
-                    file,
-                    text: &text,
-                    problems: &mut problems,
-                };
-                check_app(root, expected, &config, &mut report);
-                apps.push((file, config.app));
-            }
-            Err(err) => {
-                let line = err.span().map(|span| line_at(&text, span.start));
-                problems.push(Problem::new(
-                    file,
-                    line,
-                    format!("not a Fly config ({}); fix the TOML", err.message()),
-                ));
-            }
+        let mut report = Report {
+            file,
+            text: &text,
+            problems: &mut problems,
+        };
+        check_app(root, expected, &config, &mut report);
+        if let Some((collector, Some(port))) = &collector {
+            check_exports_to(collector.app.get_ref(), *port, &config, &mut report);
+        }
+        apps.push((file, config.app));
+    }
+    for (index, (file, app)) in apps.iter().enumerate() {
+        if let Some((other, _)) = apps[..index]
+            .iter()
+            .find(|(_, other)| other.get_ref() == app.get_ref())
+        {
+            let message = format!(
+                "app = {:?} is also {other}'s app; give each its own name (they deploy and scale apart)",
+                app.get_ref()
+            );
+            problems.push(Problem::new(file, None, message));
         }
     }
-    if let [(api_file, api), (worker_file, worker)] = apps.as_slice()
-        && api.get_ref() == worker.get_ref()
-    {
-        let name = worker.get_ref();
-        let message = format!(
-            "app = {name:?} is also {api_file}'s app; give each its own name (they deploy and scale apart)"
-        );
-        problems.push(Problem::new(worker_file, None, message));
-    }
     problems
+}
+
+/// The text and the parsed config of `file`, or `None` with the problem recorded.
+fn read(root: &Path, file: &str, problems: &mut Vec<Problem>) -> Option<(String, FlyConfig)> {
+    let text = match std::fs::read_to_string(root.join(file)) {
+        Ok(text) => text,
+        Err(err) => {
+            let message = format!("cannot read it ({err}); restore it from git");
+            problems.push(Problem::new(file, None, message));
+            return None;
+        }
+    };
+    match toml::from_str::<FlyConfig>(&text) {
+        Ok(config) => Some((text, config)),
+        Err(err) => {
+            let line = err.span().map(|span| line_at(&text, span.start));
+            let message = format!("not a Fly config ({}); fix the TOML", err.message());
+            problems.push(Problem::new(file, line, message));
+            None
+        }
+    }
+}
+
+/// The app's `[env]` points its OTLP exporter at the collector app over the private network.
+fn check_exports_to(collector: &str, port: u16, config: &FlyConfig, report: &mut Report<'_>) {
+    let want = format!("http://{collector}.internal:{port}");
+    let fix = format!(
+        "set {OTLP_ENDPOINT_VAR} = {want:?} in [env] (the collector of {}, over Fly's private network)",
+        collector::CONFIG
+    );
+    match config.env.get(OTLP_ENDPOINT_VAR) {
+        Some(value) if *value.get_ref() == want => {}
+        Some(value) => report.at(
+            value,
+            format_args!("{OTLP_ENDPOINT_VAR} = {:?}; {fix}", value.get_ref()),
+        ),
+        None => report.push(
+            None,
+            format_args!("{OTLP_ENDPOINT_VAR} is unset, so its telemetry goes nowhere; {fix}"),
+        ),
+    }
 }
 
 /// Collects problems for one file, turning spans into line numbers.
@@ -254,17 +344,12 @@ fn deployment(
             .insert(var.clone(), report.stated(value, value.get_ref().clone()));
     }
     let service = config.http_service.as_ref();
-    match (expected.public, service, config.services.first()) {
-        (true, None, _) => report.push(None, format_args!(
+    match (expected.public, service) {
+        (true, None) => report.push(None, format_args!(
             "[http_service] is missing, so {name} gets no public HTTPS; add it with internal_port = {}",
             expected.binary.default_port()
         )),
-        (false, Some(service), _) => report.at(service, format_args!(
-            "[http_service] makes {name} public, but it serves nothing to the Internet; remove it and keep the top-level [checks]"
-        )),
-        (false, None, Some(services)) => report.at(services, format_args!(
-            "[[services]] exposes {name} through Fly's proxy; remove it and keep the top-level [checks]"
-        )),
+        (false, _) => check_private(name, config, report),
         _ => {}
     }
     let request =
@@ -318,6 +403,19 @@ fn deployment(
         metrics.collect(),
     ));
     deployment
+}
+
+/// Nothing of `config` is reachable through Fly's proxy.
+fn check_private(name: &str, config: &FlyConfig, report: &mut Report<'_>) {
+    match (&config.http_service, config.services.first()) {
+        (Some(service), _) => report.at(service, format_args!(
+            "[http_service] makes {name} public, but it serves nothing to the Internet; remove it and keep the top-level [checks]"
+        )),
+        (None, Some(services)) => report.at(services, format_args!(
+            "[[services]] exposes {name} through Fly's proxy; remove it and keep the top-level [checks]"
+        )),
+        (None, None) => {}
+    }
 }
 
 fn check_shutdown(binary: &Binary, config: &FlyConfig, report: &mut Report<'_>) {
@@ -503,15 +601,20 @@ mod tests {
 
     const API: &str = "fly/api.toml";
     const WORKER: &str = "fly/worker.toml";
+    const COLLECTOR: &str = "fly/collector.toml";
+    const OVERLAY: &str = "fly/collector.yaml";
+    const SHARED: &str = "observability/otel-collector/config.yaml";
 
     /// `fly_problems` of a copy of the workspace's fly/ and Dockerfile after each `(file, from,
     /// to)` replacement (the first occurrence), as `file[:N]: message`: `:N` says there is a line.
     fn problems_with(replace: &[(&str, &str, &str)]) -> Vec<String> {
         let scratch = tempfile::tempdir().unwrap();
-        std::fs::create_dir(scratch.path().join("fly")).unwrap();
-        for file in [API, WORKER, "Dockerfile"] {
+        let files = [API, WORKER, "Dockerfile", COLLECTOR, OVERLAY, SHARED];
+        for file in files.into_iter().chain(["fly/collector.Dockerfile"]) {
             let text = std::fs::read_to_string(xtask::util::project_root().join(file)).unwrap();
-            std::fs::write(scratch.path().join(file), text).unwrap();
+            let path = scratch.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
         }
         for (file, from, to) in replace {
             let path = scratch.path().join(file);
@@ -596,6 +699,45 @@ mod tests {
             (&[("Dockerfile", "ENTRYPOINT [\"/usr/local/bin/ampel-worker\"]", "")], &["Dockerfile:N: stage worker has no ENTRYPOINT; add ENTRYPOINT [\"/usr/local/bin/ampel-worker\"]"]),
             (&[("Dockerfile", api_entrypoint, "ENTRYPOINT [\"/usr/local/bin/ampel-worker\"]")], &["Dockerfile:N: ENTRYPOINT runs /usr/local/bin/ampel-worker, but fly/api.toml deploys ampel-api from this stage; fix the ENTRYPOINT or the build target"]),
             (&[(API, "[env]", "[env")], &["fly/api.toml:N: not a Fly config ("]),
+        ];
+        assert_cases(cases, problems_with);
+    }
+
+    /// The collector app against its config and the overlay; the apps export to it.
+    #[test]
+    fn each_collector_rule_catches_its_broken_input() {
+        let endpoint = "OTEL_EXPORTER_OTLP_ENDPOINT = \"http://ampel-collector.internal:4318\"";
+        let host = "OTELCOL_LISTEN_HOST = \"[::]\"";
+        let header = "Authorization: ${env:OTELCOL_EXPORT_AUTHORIZATION}";
+        let remote_write = "  prometheus_remote_write:\n    timeout: 10s\n";
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (&[(COLLECTOR, "[build]", "[http_service]\n  internal_port = 4318\n\n[build]")], &["fly/collector.toml:N: [http_service] makes the collector public, but it serves nothing to the Internet; remove it"]),
+            (&[(COLLECTOR, "[build]", "[[services]]\n  internal_port = 4318\n\n[build]")], &["fly/collector.toml:N: [[services]] exposes the collector through Fly's proxy"]),
+            (&[(COLLECTOR, "port = 13133", "port = 13134")], &["fly/collector.toml: [checks] has no type = \"http\", GET check of port 13133, path / (the health_check extension in observability/otel-collector/config.yaml)"]),
+            (&[(COLLECTOR, "path = \"/\"", "path = \"/health\"")], &["fly/collector.toml: [checks] has no type = \"http\", GET check of port 13133, path /"]),
+            (&[(COLLECTOR, "destination = \"/var/lib/otelcol/file_storage\"", "destination = \"/data\"")], &["fly/collector.toml:N: [mounts] destination is not /var/lib/otelcol/file_storage, where file_storage keeps the queues"]),
+            (&[(COLLECTOR, host, "OTELCOL_LISTEN_HOST = \"[::]\"\n  OTELCOL_QUEUE_DIR = \"/data\"")], &["fly/collector.toml:N: [mounts] destination is not /data, where file_storage keeps the queues"]),
+            (&[(COLLECTOR, "[mounts]", "[mountz]")], &["fly/collector.toml: [mounts] is missing, so the queues in /var/lib/otelcol/file_storage die with the Machine"]),
+            (&[(COLLECTOR, "initial_size = \"1gb\"", "initial_size = \"1 TB\"")], &["fly/collector.toml:N: [mounts] needs source (the volume's name), initial_size like \"1gb\""]),
+            (&[(COLLECTOR, host, "OTELCOL_LISTEN_HOST = \"0.0.0.0\"")], &["fly/collector.toml:N: OTELCOL_LISTEN_HOST = \"0.0.0.0\", but the apps reach the collector at <app>.internal, which resolves to a private IPv6 (6PN) address; set OTELCOL_LISTEN_HOST = \"[::]\""]),
+            (&[(COLLECTOR, host, "")], &["fly/collector.toml: [env] sets no OTELCOL_LISTEN_HOST"]),
+            (&[(COLLECTOR, "kill_timeout = \"30s\"", "kill_timeout = \"10s\"")], &["fly/collector.toml:N: kill_timeout must be more than exporter "]),
+            (&[(COLLECTOR, "kill_timeout = \"30s\"", "")], &["fly/collector.toml: kill_timeout is unset (Fly's default is 5 s); it must be more than exporter "]),
+            (&[(COLLECTOR, "kill_signal = \"SIGTERM\"", "kill_signal = \"SIGKILL\"")], &["fly/collector.toml:N: kill_signal = \"SIGKILL\"; the collector stops gracefully on SIGTERM or SIGINT"]),
+            (&[(COLLECTOR, "dockerfile = \"collector.Dockerfile\"", "dockerfile = \"../Dockerfile.collector\"")], &["fly/collector.toml:N: [build] dockerfile = \"../Dockerfile.collector\" (relative to fly/) does not exist"]),
+            (&[(COLLECTOR, "app = \"ampel-collector\"", "app = \"\"")], &["fly/collector.toml:N: app is empty", "fly/api.toml:N: OTEL_EXPORTER_OTLP_ENDPOINT = \"http://ampel-collector.internal:4318\"; set OTEL_EXPORTER_OTLP_ENDPOINT = \"http://.internal:4318\"", "fly/worker.toml:N: OTEL_EXPORTER_OTLP_ENDPOINT"]),
+            (&[(COLLECTOR, "app = \"ampel-collector\"", "app = \"ampel-api\"")], &["fly/api.toml: app = \"ampel-api\" is also fly/collector.toml's app", "fly/api.toml:N: OTEL_EXPORTER_OTLP_ENDPOINT", "fly/worker.toml:N: OTEL_EXPORTER_OTLP_ENDPOINT"]),
+            (&[(API, endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT = \"http://otel-collector:4318\"")], &["fly/api.toml:N: OTEL_EXPORTER_OTLP_ENDPOINT = \"http://otel-collector:4318\"; set OTEL_EXPORTER_OTLP_ENDPOINT = \"http://ampel-collector.internal:4318\" in [env]"]),
+            (&[(WORKER, endpoint, "")], &["fly/worker.toml: OTEL_EXPORTER_OTLP_ENDPOINT is unset, so its telemetry goes nowhere"]),
+            (&[(OVERLAY, header, "Authorization: Basic c2VjcmV0")], &["fly/collector.yaml:N: exporter otlp_http/traces needs headers: {Authorization: ${env:NAME}} with NAME one of the collector's secrets"]),
+            (&[(OVERLAY, remote_write, "  prometheus_remote_writ:\n    timeout: 10s\n")], &["fly/collector.yaml: exporter prometheus_remote_write of observability/otel-collector/config.yaml has no entry here", "fly/collector.yaml:N: exporter prometheus_remote_writ is not in observability/otel-collector/config.yaml"]),
+            (&[(OVERLAY, remote_write, "  prometheus_remote_write:\n    timeut: 10s\n")], &["fly/collector.yaml:N: not the collector config expected ("]),
+            (&[(OVERLAY, remote_write, "  prometheus_remote_write:\n")], &["fly/collector.yaml:N: exporter prometheus_remote_write needs a timeout like \"10s\""]),
+            (&[(SHARED, "${env:OTELCOL_LOGS_ENDPOINT:-", "${env:OTELCOL_LOKI_URL:-")], &["observability/otel-collector/config.yaml:N: exporter otlp_http/logs sends to \"${env:OTELCOL_LOKI_URL:-http://loki:3100/otlp}\", which on Fly is not one of the collector's secrets"]),
+            (&[(SHARED, "health_check:\n", "health_checks:\n")], &["observability/otel-collector/config.yaml:N: no health_check extension with an endpoint"]),
+            (&[(SHARED, "file_storage:\n", "file_storag:\n")], &["observability/otel-collector/config.yaml: no file_storage extension with a directory"]),
+            (&[(SHARED, "${env:OTELCOL_LISTEN_HOST:-localhost}:4318", "0.0.0.0:4318")], &["observability/otel-collector/config.yaml:N: the otlp receiver's http endpoint has no ${env:…} host"]),
         ];
         assert_cases(cases, problems_with);
     }

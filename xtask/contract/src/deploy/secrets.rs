@@ -20,33 +20,56 @@ struct Spec {
     apps: &'static [FlyApp],
 }
 
-const BOTH: &[FlyApp] = &[FlyApp::Api, FlyApp::Worker];
+const APPS: &[FlyApp] = &[FlyApp::Api, FlyApp::Worker];
 
 const SPECS: &[Spec] = &[
+    // The collector's hosted backend: OTLP/HTTP base URLs (the exporters append /v1/traces and
+    // /v1/logs) and the Authorization header fly/collector.yaml sends with every export, e.g.
+    // `Basic <base64 of instance:token>` for Grafana Cloud's OTLP gateway. The apps export to the
+    // collector over the private network (their [env]), so they need no OTLP secret.
+    Spec {
+        name: "OTELCOL_TRACES_ENDPOINT",
+        required: true,
+        address: true,
+        apps: &[FlyApp::Collector],
+    },
+    Spec {
+        name: "OTELCOL_LOGS_ENDPOINT",
+        required: true,
+        address: true,
+        apps: &[FlyApp::Collector],
+    },
+    Spec {
+        name: "OTELCOL_EXPORT_AUTHORIZATION",
+        required: true,
+        address: false,
+        apps: &[FlyApp::Collector],
+    },
+    // Span metrics go to a Prometheus remote-write URL, which hosted backends authenticate apart
+    // from their OTLP gateway (Grafana Cloud: the Prometheus instance's user).
+    Spec {
+        name: "OTELCOL_METRICS_ENDPOINT",
+        required: true,
+        address: true,
+        apps: &[FlyApp::Collector],
+    },
+    Spec {
+        name: "OTELCOL_METRICS_AUTHORIZATION",
+        required: true,
+        address: false,
+        apps: &[FlyApp::Collector],
+    },
     Spec {
         name: "DATABASE_URL",
         required: true,
         address: true,
-        apps: BOTH,
+        apps: APPS,
     },
     Spec {
         name: "REDIS_URL",
         required: true,
         address: true,
-        apps: BOTH,
-    },
-    Spec {
-        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
-        required: false,
-        address: true,
-        apps: BOTH,
-    },
-    // Usually carries the backend's API key, e.g. `Authorization=Basic …`.
-    Spec {
-        name: "OTEL_EXPORTER_OTLP_HEADERS",
-        required: false,
-        address: false,
-        apps: BOTH,
+        apps: APPS,
     },
     // Only the worker calls the Git provider.
     Spec {
@@ -56,6 +79,15 @@ const SPECS: &[Spec] = &[
         apps: &[FlyApp::Worker],
     },
 ];
+
+/// Every secret `app` may be given, found or not, in a fixed order.
+pub fn names_of(app: FlyApp) -> Vec<&'static str> {
+    SPECS
+        .iter()
+        .filter(|spec| spec.apps.contains(&app))
+        .map(|spec| spec.name)
+        .collect()
+}
 
 /// flyctl reads stdin with a line scanner whose buffer is 64 KiB.
 const MAX_VALUE_BYTES: usize = 60 * 1024;
@@ -244,11 +276,13 @@ mod tests {
         }
     }
 
-    /// Each app gets its own secrets, in the same order every time.
+    /// Each app gets its own secrets, in the same order every time: the provider token only the
+    /// worker, the backend's header only the collector.
     #[test]
-    fn worker_alone_gets_the_provider_token() {
+    fn each_app_gets_only_its_own_secrets() {
         let secrets = secrets(&[
             ("PROVIDER_TOKEN", "t0ken"),
+            ("OTELCOL_EXPORT_AUTHORIZATION", "Basic eA=="),
             ("DATABASE_URL", "postgres://x"),
         ]);
         assert_eq!(secrets.names_for(FlyApp::Api), ["DATABASE_URL"]);
@@ -256,7 +290,20 @@ mod tests {
             secrets.names_for(FlyApp::Worker),
             ["DATABASE_URL", "PROVIDER_TOKEN"]
         );
+        assert_eq!(
+            secrets.names_for(FlyApp::Collector),
+            ["OTELCOL_EXPORT_AUTHORIZATION"]
+        );
         assert_eq!(secrets.missing_required(FlyApp::Api), ["REDIS_URL"]);
+        assert_eq!(
+            secrets.missing_required(FlyApp::Collector),
+            [
+                "OTELCOL_TRACES_ENDPOINT",
+                "OTELCOL_LOGS_ENDPOINT",
+                "OTELCOL_METRICS_ENDPOINT",
+                "OTELCOL_METRICS_AUTHORIZATION"
+            ]
+        );
     }
 
     /// A URL exported for local work (the tests' DATABASE_URL) is never sent to Fly.

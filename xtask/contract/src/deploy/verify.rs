@@ -1,9 +1,9 @@
 //! The deploy's last step: wait, up to a deadline, until the new version is the one answering.
 //!
 //! The api is asked over HTTP, as a user would reach it: `/health`, then `/version`, whose
-//! `commit` must be the deployed revision. The worker has no public address, so flyctl's view
-//! of its Machines stands in: all started, running the image labelled with the revision, every
-//! check passing.
+//! `commit` must be the deployed revision. The collector and the worker have no public address,
+//! so flyctl's view of their Machines stands in: all started, running the image labelled with
+//! the revision, every check passing.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -61,7 +61,7 @@ async fn get_ok(client: &reqwest::Client, url: &str) -> anyhow::Result<reqwest::
     Ok(response)
 }
 
-/// The command whose answer stands in for the worker, and the plan shows.
+/// The command whose answer stands in for a private app, and the plan shows.
 pub fn status_args(app: &str) -> [&str; 4] {
     ["status", "--app", app, "--json"]
 }

@@ -33,6 +33,8 @@ pub struct Plan {
     pub visible_samples: usize,
     /// Jobs per worker run.
     pub worker_jobs: u64,
+    /// Each paced api run of the collector's rows.
+    pub collector_load: Duration,
 }
 
 impl Plan {
@@ -47,6 +49,7 @@ impl Plan {
                 rss_requests: 30_000,
                 visible_samples: 3,
                 worker_jobs: 300,
+                collector_load: Duration::from_secs(10),
             }
         } else {
             Self {
@@ -58,6 +61,7 @@ impl Plan {
                 rss_requests: 100_000,
                 visible_samples: 9,
                 worker_jobs: 2_000,
+                collector_load: Duration::from_secs(30),
             }
         }
     }
@@ -118,6 +122,8 @@ pub enum Export {
     Refused(SocketAddr),
     /// A listener that accepts connections and never answers.
     Hung(Hung),
+    /// The stack's collector, at this OTLP/HTTP base URL.
+    Collector(String),
 }
 
 impl Export {
@@ -137,6 +143,7 @@ impl Export {
             Self::Live(_) => "live",
             Self::Refused(_) => "refused",
             Self::Hung(_) => "hung",
+            Self::Collector(_) => "collector",
         }
     }
 
@@ -159,6 +166,7 @@ impl Export {
             Self::Live(sink) => Some(sink.base_url()),
             Self::Refused(addr) => Some(format!("http://{addr}")),
             Self::Hung(hung) => Some(hung.base_url()),
+            Self::Collector(base_url) => Some(base_url.clone()),
         }
     }
 }

@@ -52,6 +52,16 @@ pub struct Wrk {
     pub p99_us: f64,
 }
 
+/// What a paced run measured: requests started at a fixed rate whatever the answers' pace
+/// (so a slow answer delays none of the next), latency from each one's start to its body's end.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Paced {
+    pub requests: u64,
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
 /// One measured run on a fresh api process.
 #[derive(Debug, serde::Serialize)]
 pub struct ApiRun {
@@ -247,6 +257,44 @@ pub async fn send(
         .await
         .and_then(reqwest::Response::error_for_status)
         .with_context(|| format!("{method} {url}"))
+}
+
+/// Starts `rate` requests a second to `route` for `duration`, each on its own task; fails if
+/// any answer is not 2xx.
+pub async fn paced(
+    http: &reqwest::Client,
+    base_url: &str,
+    route: &Route,
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<Paced> {
+    let url = format!("{base_url}{}", route.path);
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    let mut requests = tokio::task::JoinSet::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < duration {
+        tick.tick().await;
+        let (http, url, method, body) = (http.clone(), url.clone(), route.method, route.body);
+        requests.spawn(async move {
+            let at = std::time::Instant::now();
+            send(&http, &url, method, body).await?.bytes().await?;
+            anyhow::Ok(at.elapsed())
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = requests.join_next().await {
+        latencies.push(done.context("a request task panicked")??.as_secs_f64() * 1e6);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize];
+    anyhow::ensure!(!latencies.is_empty(), "paced load {url}: no request sent");
+    Ok(Paced {
+        requests: latencies.len() as u64,
+        rps: latencies.len() as f64 / seconds,
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+    })
 }
 
 /// Sends exactly `count` requests to `route`, as [`each`] does.

@@ -1,7 +1,8 @@
 //! Table 3: how long after a request's end its trace, its log record and its counter can be
 //! queried, with the stack's settings (compose's export delays, observability/'s scrape
-//! interval) against the CI stand-ins for the stack: Jaeger for traces, VictoriaLogs for logs,
-//! Prometheus for metrics.
+//! interval) against the CI stand-ins for the stack: the api exports traces and logs to the
+//! collector, which exports them to Jaeger and VictoriaLogs; Prometheus scrapes the api. Then,
+//! on the same stack, what the collector costs (`collector.rs`).
 //!
 //! Each sample is one `POST /api/vitals`; its trace id comes back in `traceparent`. From the
 //! moment the response has arrived, probes poll (every 25 ms, `otel_testkit::eventually_every`)
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use otel_testkit::{SpanKind, eventually_every};
 
+use super::collector::{self, Collector};
 use super::ctx::{Ctx, Service, median_by};
 use super::load::{self, Route};
 use super::report::{Columns, Table, Target};
@@ -27,6 +29,7 @@ pub struct Visible {
     pub rows: Vec<Row>,
     /// The delays and interval that govern the figures.
     pub settings: String,
+    pub collector: Collector,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -44,7 +47,7 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(25);
 /// The Prometheus configuration the stack uses; its scrape interval is the one measured.
 const PROMETHEUS_CONFIG: &str = "observability/prometheus/prometheus.yml";
 
-async fn measure(ctx: &Ctx, stack: &Stack) -> anyhow::Result<Visible> {
+async fn measure(ctx: &Ctx, stack: &mut Stack) -> anyhow::Result<Visible> {
     // The e2e's Prometheus takes its global settings from the stack's configuration.
     let scrape_interval = scrape_interval()?;
     let api_listen = apps::free_port(stack.host_ip)?;
@@ -64,7 +67,7 @@ async fn measure(ctx: &Ctx, stack: &Stack) -> anyhow::Result<Visible> {
         .start_on(Service::Api, api_listen, &[], env, log)
         .await?;
     let probes = Probes {
-        stack,
+        stack: &*stack,
         route: Route::trivial(),
     };
     eventually_every(
@@ -162,10 +165,21 @@ async fn measure(ctx: &Ctx, stack: &Stack) -> anyhow::Result<Visible> {
         samples_s,
         limit_s,
     };
+    let collector = collector::measure(ctx, stack).await?;
     Ok(Visible {
         rows: vec![
-            row("trace", "Jaeger /api/v3/traces/{id}".into(), trace, 2.0),
-            row("log", "VictoriaLogs LogsQL trace_id:=".into(), log, 2.0),
+            row(
+                "trace",
+                "collector -> Jaeger /api/v3/traces/{id}".into(),
+                trace,
+                2.0,
+            ),
+            row(
+                "log",
+                "collector -> VictoriaLogs trace_id:=".into(),
+                log,
+                2.0,
+            ),
             row(
                 "metric",
                 "Prometheus axum_http_requests_total".into(),
@@ -174,6 +188,7 @@ async fn measure(ctx: &Ctx, stack: &Stack) -> anyhow::Result<Visible> {
             ),
         ],
         settings,
+        collector,
     })
 }
 
@@ -274,13 +289,14 @@ const COLUMNS: Columns = Columns(&[
 
 impl Table for Visible {
     const TABLE: BenchTable = BenchTable::Visible;
-    const TITLE: &'static str =
-        "3. Time to visible: from a request's end until the backend answers a query for it";
+    const TITLE: &'static str = "3. Through the collector: time from a request's end until the backend answers a query for it, and the collector's cost";
 
     async fn measure(ctx: &Ctx) -> anyhow::Result<Self> {
-        eprintln!("visible: starting the e2e's stack (Jaeger, VictoriaLogs, Prometheus)");
-        let stack = Stack::start(TraceBackend::Jaeger, LogBackend::Victorialogs).await?;
-        let measured = measure(ctx, &stack).await;
+        eprintln!(
+            "visible: starting the e2e's stack (the collector, Jaeger, VictoriaLogs, Prometheus)"
+        );
+        let mut stack = Stack::start(TraceBackend::Jaeger, LogBackend::Victorialogs).await?;
+        let measured = measure(ctx, &mut stack).await;
         stack.stop(false).await;
         measured
     }
@@ -303,15 +319,14 @@ impl Table for Visible {
             ];
             println!("{}", COLUMNS.row(&cells));
         }
+        self.collector.print();
     }
 
     fn targets(&self) -> Vec<Target> {
-        self.rows
-            .iter()
-            .map(|row| {
-                let what = format!("time to visible: {} (s, median)", row.signal);
-                Target::at_most(what, row.median_s, row.limit_s)
-            })
-            .collect()
+        let visible = self.rows.iter().map(|row| {
+            let what = format!("time to visible: {} (s, median)", row.signal);
+            Target::at_most(what, row.median_s, row.limit_s)
+        });
+        visible.chain(self.collector.targets()).collect()
     }
 }

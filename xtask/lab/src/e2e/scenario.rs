@@ -1,4 +1,4 @@
-//! One run: the app against a [`Stack`], one poll driven through it, and the four checks.
+//! One run: the app against a [`Stack`], one poll driven through it, and the five checks.
 //!
 //! The run's own names keep runs apart when several share one stack (the negative tests do):
 //! its job queue, its repository, its Prometheus label `e2e_run`, and the trace ids it follows.
@@ -28,8 +28,15 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(20);
 /// The route templates the checks look for: metric `endpoint` labels and span names use them.
 const POLL_ROUTE: &str = "/api/repositories/{id}/poll";
 const PULL_REQUESTS_ROUTE: &str = "/api/repositories/{id}/pull-requests";
+/// The collector's span-metrics histogram (connector `span_metrics`, unit s, default namespace)
+/// as Prometheus names it; its buckets carry the exemplars.
+const SPAN_DURATION_BUCKETS: &str = "traces_span_metrics_duration_seconds_bucket";
+/// Grafana's Prometheus datasource: its exemplar link to the trace store names the exemplar
+/// label that holds the trace id. The check reads the trace id by that name, so a link that
+/// names the wrong label fails the e2e.
+const DATASOURCES: &str = "observability/grafana/provisioning/datasources/datasources.yaml";
 
-/// The four checks of one run.
+/// The five checks of one run.
 pub type Report = Checks<Signal>;
 
 /// Runs the scenario once. `broken` switches one signal off (tests only): its check must fail.
@@ -101,6 +108,7 @@ pub async fn run(
         .as_i64()
         .with_context(|| format!("no id in {repository}"))?;
     let produced = Instant::now();
+    let requested = SystemTime::now();
     let poll: Value = send(
         http.post(format!("{}/api/repositories/{id}/poll", api.base_url)),
         202,
@@ -164,16 +172,17 @@ pub async fn run(
         (metrics, flush.await)
     };
     let poll_trace = format!("trace {trace_id}");
-    let ((metrics, flush), traces, logs) = tokio::join!(
+    let ((metrics, flush), traces, logs, exemplars) = tokio::join!(
         metrics_then_flush,
         checker.trace(Signal::Traces, &poll_trace, &trace_id, done, poll_chain),
         checker.logs(&trace_id, done),
+        checker.exemplars(&trace_id, requested, done),
     );
     let flush = flush?;
     worker.stop(EXIT_DEADLINE).await?;
     Ok(Report {
         title: format!("e2e run {run}"),
-        checks: vec![metrics, traces, logs, flush],
+        checks: vec![metrics, traces, logs, flush, exemplars],
     })
 }
 
@@ -289,6 +298,61 @@ impl Checker<'_> {
         }
     }
 
+    /// (e) From the latency histogram to the trace, as Grafana's exemplar link goes: an exemplar
+    /// of the api's poll-request spans (since `requested`) carries a trace id under the label
+    /// the datasource names, and the trace store holds that trace. The poll's own trace is
+    /// tried first; runs side by side share the series, whose exemplars are a sample of them.
+    async fn exemplars(
+        self,
+        trace_id: &str,
+        requested: SystemTime,
+        produced: Instant,
+    ) -> Check<Signal> {
+        let Self { stack, run } = self;
+        let query = format!(
+            r#"{SPAN_DURATION_BUCKETS}{{service_name="ampel-api",span_name="POST {POLL_ROUTE}"}}"#
+        );
+        let start = seconds(requested) - 1.0;
+        let outcome = eventually(&format!("[{run}] exemplars"), produced, DEADLINE, || async {
+            let label = exemplar_trace_id_label()?;
+            let series = stack
+                .prometheus
+                .query_exemplars(&query, start, seconds(SystemTime::now()))
+                .await?;
+            let mut ids: Vec<&str> = series
+                .iter()
+                .flat_map(|series| &series.exemplars)
+                .filter_map(|exemplar| exemplar.labels.get(&label).map(String::as_str))
+                .collect();
+            ids.sort_by_key(|id| *id != trace_id);
+            ids.dedup();
+            anyhow::ensure!(
+                !ids.is_empty(),
+                "no exemplar of {query} has a {label}; {} series",
+                series.len()
+            );
+            for id in &ids {
+                let trace = stack.traces.trace(id).await?;
+                if !trace.is_empty() {
+                    let whose = if *id == trace_id { "the poll's" } else { "another run's" };
+                    return Ok(format!(
+                        "exemplar {label}={id} ({whose}) of {SPAN_DURATION_BUCKETS}: its trace has {} spans",
+                        trace.spans.len()
+                    ));
+                }
+            }
+            anyhow::bail!(
+                "the exemplars of {query} carry {label} {ids:?}, but the trace store has none of those traces"
+            )
+        })
+        .await;
+        Check {
+            label: Signal::Exemplars,
+            backend: format!("prometheus, {}", stack.trace_service),
+            outcome,
+        }
+    }
+
     /// (d) One more request, then the api is stopped at once; that request's trace still arrives.
     /// The signal follows the response within a millisecond or two, well inside the exporter's
     /// 500 ms batch delay, so it is the flush on shutdown that delivers the span. With
@@ -396,6 +460,37 @@ async fn send(request: reqwest::RequestBuilder, status: u16) -> anyhow::Result<V
     serde_json::from_str(&body).with_context(|| format!("{url}: the body is not JSON: {body}"))
 }
 
+/// The exemplar label Grafana's Prometheus datasource reads the trace id from (its
+/// `exemplarTraceIdDestinations`).
+fn exemplar_trace_id_label() -> anyhow::Result<String> {
+    let path = xtask::util::project_root().join(DATASOURCES);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("read {DATASOURCES}"))?;
+    trace_id_label(&text).with_context(|| format!("read {DATASOURCES}"))
+}
+
+/// The name of the first exemplar destination of the Prometheus datasource in `datasources`.
+fn trace_id_label(datasources: &str) -> anyhow::Result<String> {
+    let file: serde_yaml::Value = serde_yaml::from_str(datasources)?;
+    file["datasources"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter(|source| source["type"].as_str() == Some("prometheus"))
+        .find_map(|source| {
+            source["jsonData"]["exemplarTraceIdDestinations"][0]["name"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .context("no prometheus datasource with jsonData.exemplarTraceIdDestinations[0].name: add one naming the exemplars' trace id label")
+}
+
+/// Seconds since the epoch, as Prometheus' API takes them.
+fn seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|since| since.as_secs_f64())
+        .unwrap_or_default()
+}
+
 /// Milliseconds since the epoch: unique enough per run on one machine.
 fn unique() -> u128 {
     SystemTime::now()
@@ -432,6 +527,17 @@ mod tests {
         Trace {
             spans: spans.into(),
         }
+    }
+
+    /// The exemplar label comes from Grafana's datasource file; a file without the link fails
+    /// and says what to add.
+    #[test]
+    fn the_exemplar_label_is_the_datasources() {
+        assert_eq!(exemplar_trace_id_label().unwrap(), "trace_id");
+        let unlinked =
+            "datasources:\n  - name: Prometheus\n    type: prometheus\n    jsonData: {}\n";
+        let error = format!("{:#}", trace_id_label(unlinked).unwrap_err());
+        assert!(error.contains("exemplarTraceIdDestinations"), "{error}");
     }
 
     /// The whole chain passes.

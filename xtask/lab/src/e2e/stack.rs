@@ -1,6 +1,7 @@
-//! The containers: PostgreSQL, Redis, Prometheus and the chosen trace and log backends, started
-//! through otel-testkit exactly as compose/ describes them (image, published ports, command,
-//! environment, config files, readiness). Nothing here restates an image, a port or a ready
+//! The containers: PostgreSQL, Redis, Prometheus, the chosen trace and log backends and the
+//! collector in front of them, started through otel-testkit exactly as compose/ describes them
+//! (image, published ports, command, environment, config files, readiness), on a network of
+//! their own where each answers to its service name, as under compose. Nothing here restates an image, a port or a ready
 //! check: this file only translates a compose service into a `ContainerSpec`, and derives
 //! Prometheus' config for the host processes it scrapes.
 
@@ -8,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use otel_testkit::container::{ContainerSpec, Group, Readiness};
+use otel_testkit::container::{ContainerSpec, Group, Readiness, Running};
 use otel_testkit::prometheus::{self, Prometheus, ScrapeConfig};
 use otel_testkit::{LogStore, TraceStore, jaeger, loki, tempo, victorialogs};
 use reqwest::Client;
@@ -31,7 +32,7 @@ const COLLECTOR_LOGS: &str = "OTELCOL_LOGS_ENDPOINT";
 /// A trace backend: its compose service, its query API's port, and its client.
 type TraceBackendParts = (&'static str, u16, fn(Client, String) -> Box<dyn TraceStore>);
 
-fn trace_backend(choice: TraceBackend) -> TraceBackendParts {
+pub(super) fn trace_backend(choice: TraceBackend) -> TraceBackendParts {
     match choice {
         TraceBackend::Tempo => ("tempo", tempo::API_PORT, |http, url| {
             Box::new(tempo::Tempo::new(http, url))
@@ -57,17 +58,15 @@ fn log_backend(choice: LogBackend) -> LogBackendParts {
 }
 
 /// The compose services a [`Stack`] starts.
-fn services(traces: TraceBackend, logs: LogBackend) -> [&'static str; 5] {
+fn services(traces: TraceBackend, logs: LogBackend) -> [&'static str; 6] {
     let [postgres, redis] = DATASTORES;
     let (traces, logs) = (trace_backend(traces).0, log_backend(logs).0);
-    [postgres, redis, PROMETHEUS, traces, logs]
+    [postgres, redis, PROMETHEUS, traces, logs, COLLECTOR]
 }
 
 /// The running backends and how to reach them.
 pub struct Stack {
     containers: Group,
-    /// The collector, in a group of its own: it is given the stores' addresses.
-    collector: Group,
     /// The host's address on the containers' bridge network (see `Running::gateway`). The apps
     /// listen on it for the test's duration so that Prometheus, in a container, can scrape them,
     /// while staying off the machine's external interfaces.
@@ -92,7 +91,6 @@ impl Stack {
         let services = services(traces, logs);
         services
             .iter()
-            .chain(&[COLLECTOR])
             .map(|name| Ok(spec(&model, name, true)?.image()))
             .collect()
     }
@@ -120,21 +118,11 @@ impl Stack {
                     name,
                     spec.mount_ro(scrape.dir().path(), prometheus::CONFIG_DIR),
                 ),
+                COLLECTOR => (name, collector_env(spec, traces, logs)?),
                 _ => (name, spec),
             });
         }
         let containers = start_containers(specs).await?;
-        let collector = match collector_spec(&model, &containers, traces, logs) {
-            Ok(spec) => start_containers(vec![(COLLECTOR, spec)]).await,
-            Err(err) => Err(err),
-        };
-        let collector = match collector {
-            Ok(collector) => collector,
-            Err(err) => {
-                containers.stop().await;
-                return Err(err);
-            }
-        };
         let http = Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -154,7 +142,6 @@ impl Stack {
             logs: log_store(http, url((log_service, log_port))?),
             log_service,
             containers,
-            collector,
             model,
             prometheus,
             scrape,
@@ -175,7 +162,7 @@ impl Stack {
             .filter(|key| !key.ends_with("_LISTEN_ADDR"))
             .filter_map(|key| {
                 let value = compose::interpolate(&app.env(key)?, lookup);
-                let value = self.collector.rewrite(&self.containers.rewrite(&value));
+                let value = self.containers.rewrite(&value);
                 Some((key.clone(), value))
             })
             .collect())
@@ -196,11 +183,24 @@ impl Stack {
                 self.scrape.keep().display()
             );
             self.containers.keep();
-            self.collector.keep();
         } else {
-            self.collector.stop().await;
             self.containers.stop().await;
         }
+    }
+
+    /// The container of compose service `name`, to halt, kill or resume it: the others reach
+    /// it by name throughout, the host at the same port.
+    pub fn container(&mut self, name: &str) -> anyhow::Result<&mut Running> {
+        self.containers
+            .get_mut(name)
+            .with_context(|| format!("the stack runs no {name}"))
+    }
+
+    /// Whether compose gives `service` a named volume: its data is on disk and outlives a
+    /// restart of its process (a store without one keeps it in memory).
+    pub fn keeps_data(&self, service: &str) -> anyhow::Result<bool> {
+        let service = find(&self.model, service)?;
+        Ok(service.volumes.len() > service.bind_mounts().len())
     }
 }
 
@@ -242,20 +242,14 @@ impl Datastores {
 
 /// The collector as compose runs it, its exporters pointed at the chosen stores: each setting
 /// takes its value from whichever compose variant names that store (compose.yaml names Tempo and
-/// Loki, the peers Jaeger and VictoriaLogs), with the stores' bridge addresses.
-fn collector_spec(
-    model: &ComposeFile,
-    stores: &Group,
+/// Loki, the peers Jaeger and VictoriaLogs); the stores answer to those names on the stack's
+/// network.
+pub(super) fn collector_env(
+    mut spec: ContainerSpec,
     traces: TraceBackend,
     logs: LogBackend,
 ) -> anyhow::Result<ContainerSpec> {
     let variants = [Variant::Grafana.model()?, Variant::Peers.model()?];
-    let ports: Vec<u16> = model
-        .services
-        .values()
-        .flat_map(|service| service.container_ports())
-        .collect();
-    let mut spec = spec(model, COLLECTOR, true)?;
     for (key, store) in [
         (COLLECTOR_TRACES, trace_backend(traces).0),
         (COLLECTOR_LOGS, log_backend(logs).0),
@@ -267,14 +261,14 @@ fn collector_spec(
             .with_context(|| {
                 format!("no {key} of the {COLLECTOR} service in compose/ names {store}")
             })?;
-        spec = spec.env(key, stores.rewrite_for_containers(&endpoint, &ports));
+        spec = spec.env(key, endpoint);
     }
     Ok(spec)
 }
 
 /// Starts the services' containers; an error says how to get images where no registry is.
-async fn start_containers(specs: Vec<(&str, ContainerSpec)>) -> anyhow::Result<Group> {
-    Group::start(specs).await.context(
+pub(super) async fn start_containers(specs: Vec<(&str, ContainerSpec)>) -> anyhow::Result<Group> {
+    Group::start_on_network(specs).await.context(
         "start the containers: without a registry, build local images (`bash .ci/images.sh`, \
          then `source .ci/images.env`) and pick backends that have one \
          (--traces jaeger --logs victorialogs, or AMPEL_E2E_TRACES / AMPEL_E2E_LOGS)",
@@ -294,7 +288,11 @@ fn find<'a>(model: &'a ComposeFile, name: &str) -> anyhow::Result<&'a Service> {
 
 /// Compose service → container: image, published ports, environment, command, readiness, and
 /// (with `copy_mounts`) its bind-mounted files copied in.
-fn spec(model: &ComposeFile, name: &str, copy_mounts: bool) -> anyhow::Result<ContainerSpec> {
+pub(super) fn spec(
+    model: &ComposeFile,
+    name: &str,
+    copy_mounts: bool,
+) -> anyhow::Result<ContainerSpec> {
     let service = find(model, name)?;
     let image = service
         .resolved_image()
@@ -314,6 +312,15 @@ fn spec(model: &ComposeFile, name: &str, copy_mounts: bool) -> anyhow::Result<Co
     }
     if let Some(command) = &service.command {
         spec = spec.cmd(command_argv(command));
+    }
+    if let Some(user) = &service.user {
+        spec = spec.user(user);
+    }
+    for capability in &service.cap_drop {
+        spec = spec.cap_drop(capability);
+    }
+    for option in &service.security_opt {
+        spec = spec.security_opt(option);
     }
     if copy_mounts {
         for mount in service.bind_mounts() {
