@@ -29,6 +29,28 @@ pub use crate::problem::{Problem, line_of};
 pub use sources::Sources;
 use xtask::flags;
 
+/// Runs a tool's own check (promtool, `otelcol validate`): `None` when it passes, else a problem
+/// on `file` quoting what the tool printed. `command` is how the message shows the run.
+fn tool_problem(file: &str, command: &str, run: duct::Expression) -> Option<Problem> {
+    let output = match run.stderr_to_stdout().stdout_capture().unchecked().run() {
+        Ok(output) if output.status.success() => return None,
+        Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
+        Err(err) => err.to_string(),
+    };
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    Some(Problem::new(
+        file,
+        None,
+        format!(
+            "`{command}` failed; fix what it names:\n    {}",
+            lines.join("\n    ")
+        ),
+    ))
+}
+
 /// Every problem the offline rules find in the repository at `root`, sorted by file and line.
 pub fn problems(root: &Path) -> Vec<Problem> {
     let (sources, mut problems) = Sources::read(root);

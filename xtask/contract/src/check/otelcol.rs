@@ -47,35 +47,16 @@ pub fn problems(root: &Path) -> Option<Vec<Problem>> {
         for config in &configs {
             args.extend(["--config".into(), root.join(config).into()]);
         }
-        let mut run = duct::cmd(&program, &args)
-            .stderr_to_stdout()
-            .stdout_capture()
-            .unchecked();
+        let mut run = duct::cmd(&program, &args);
         for secret in FLY_SECRETS {
             run = run.env(secret, "placeholder");
         }
-        let output = match run.run() {
-            Ok(output) if output.status.success() => continue,
-            Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
-            Err(err) => format!(
-                "could not run {}: {err} (is AMPEL_OTELCOL right?)",
-                program.display()
-            ),
-        };
-        let lines: Vec<&str> = output
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .collect();
-        problems.push(Problem::new(
-            file,
-            None,
-            format!(
-                "`{} validate --config {}` failed; fix what it names:\n    {}",
-                Path::new(&program).display(),
-                configs.join(" --config "),
-                lines.join("\n    ")
-            ),
-        ));
+        let command = format!(
+            "{} validate --config {}",
+            Path::new(&program).display(),
+            configs.join(" --config ")
+        );
+        problems.extend(super::tool_problem(file, &command, run));
     }
     Some(problems)
 }

@@ -26,28 +26,9 @@ pub fn problems(root: &Path) -> Option<Vec<Problem>> {
             .into_iter()
             .chain(files.iter().map(String::as_str))
             .collect();
-        let run = duct::cmd("promtool", &args)
-            .dir(root)
-            .stderr_to_stdout()
-            .stdout_capture();
-        let output = match run.unchecked().run() {
-            Ok(output) if output.status.success() => continue,
-            Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
-            Err(err) => err.to_string(),
-        };
-        let lines: Vec<&str> = output
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .collect();
-        problems.push(Problem::new(
-            file,
-            None,
-            format!(
-                "`promtool {}` failed; fix what it names:\n    {}",
-                args.join(" "),
-                lines.join("\n    ")
-            ),
-        ));
+        let run = duct::cmd("promtool", &args).dir(root);
+        let command = format!("promtool {}", args.join(" "));
+        problems.extend(super::tool_problem(file, &command, run));
     }
     Some(problems)
 }

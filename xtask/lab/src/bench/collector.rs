@@ -21,11 +21,10 @@ use super::ctx::{Ctx, Export, Service, median_by};
 use super::load::{self, Paced, Route};
 use super::report::{Columns, Target};
 use crate::e2e::no_loss::RATE;
-use crate::e2e::stack::Stack;
+use crate::e2e::stack::{self, Stack};
 use xtask::compose::COLLECTOR;
 
 /// The collector's configuration: where its own metrics are served.
-const CONFIG: &str = "observability/otel-collector/config.yaml";
 /// How long the collector may take to send on what it accepted (tail sampling decides a
 /// trace once a second, after its root span came).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -223,17 +222,12 @@ async fn counters(http: &reqwest::Client, url: &str) -> anyhow::Result<Counters>
     })
 }
 
-/// The port of the collector's own metrics (its pull reader), as its configuration sets it.
+/// The port of the collector's own metrics, as observability/'s config sets it.
 fn metrics_port() -> anyhow::Result<u16> {
-    let text = std::fs::read_to_string(xtask::util::project_root().join(CONFIG))
-        .with_context(|| format!("read {CONFIG}"))?;
-    let config: serde_yaml::Value =
-        serde_yaml::from_str(&text).with_context(|| format!("parse {CONFIG}"))?;
-    let reader = &config["service"]["telemetry"]["metrics"]["readers"][0];
-    reader["pull"]["exporter"]["prometheus"]["port"]
-        .as_u64()
-        .and_then(|port| u16::try_from(port).ok())
-        .with_context(|| format!("{CONFIG}: no service.telemetry.metrics pull reader port"))
+    let path = xtask::util::project_root().join(stack::COLLECTOR_CONFIG);
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read {}", stack::COLLECTOR_CONFIG))?;
+    stack::collector_metrics_port(&text)
 }
 
 const COLUMNS: Columns = Columns(&[

@@ -15,7 +15,7 @@ use otel_testkit::{Sample, Span, SpanKind, eventually, otlp, prometheus};
 use xtask::compose::COLLECTOR;
 use xtask::engine::Variant;
 
-use super::sampling::{CONFIG, OTLP_HTTP_PORT, config_target, telemetry_port};
+use super::sampling::{CONFIG, OTLP_HTTP_PORT, config_target};
 use super::stack;
 
 /// The receiver's `max_request_body_size` when the config sets none: confighttp's default
@@ -69,7 +69,7 @@ async fn answered(http: &reqwest::Client, metrics: &str, status: u16) -> anyhow:
 async fn bad_otlp_requests_get_400_and_are_counted() {
     let model = Variant::Peers.model().unwrap();
     let config = std::fs::read_to_string(xtask::util::project_root().join(CONFIG)).unwrap();
-    let telemetry = telemetry_port(&config).unwrap();
+    let telemetry = stack::collector_metrics_port(&config).unwrap();
     default_body_limit(&config).unwrap();
     let spec = stack::spec(&model, COLLECTOR, false)
         .unwrap()

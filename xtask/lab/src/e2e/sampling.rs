@@ -40,7 +40,7 @@ const SLOWS: usize = 5;
 const SHARE_KEPT: RangeInclusive<f64> = 1.0..=20.0;
 /// Decisions wait for the root span plus a tick; the exporter's batch follows.
 const DEADLINE: Duration = Duration::from_secs(20);
-pub(super) const CONFIG: &str = "observability/otel-collector/config.yaml";
+pub(super) use super::stack::COLLECTOR_CONFIG as CONFIG;
 /// The collector's counter of each policy's decisions.
 const DECISIONS: &str = "otelcol_processor_tail_sampling_count_traces_sampled";
 /// The OTLP/HTTP receiver's port (compose publishes it).
@@ -154,16 +154,6 @@ fn without_policy(config: &str, name: &str) -> anyhow::Result<String> {
     Ok(serde_yaml::to_string(&config)?)
 }
 
-/// The port of the collector's own metrics, as its config sets it.
-pub(super) fn telemetry_port(config: &str) -> anyhow::Result<u16> {
-    let config: serde_yaml::Value = serde_yaml::from_str(config)?;
-    let port = &config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
-        ["port"];
-    port.as_u64()
-        .and_then(|port| u16::try_from(port).ok())
-        .with_context(|| format!("{CONFIG}: no service.telemetry.metrics pull reader port"))
-}
-
 /// Where compose mounts the collector's config inside its container.
 pub(super) fn config_target(model: &ComposeFile) -> String {
     model.services[COLLECTOR]
@@ -271,7 +261,7 @@ fn tail_sampling_keeps_errors_slow_traces_and_the_share() {
         let model = Variant::Peers.model().unwrap();
         let (store_service, store_port, store_client) = stack::trace_backend(flags.traces);
         let config = std::fs::read_to_string(xtask::util::project_root().join(CONFIG)).unwrap();
-        let telemetry = telemetry_port(&config).unwrap();
+        let telemetry = stack::collector_metrics_port(&config).unwrap();
         let target = config_target(&model);
         let mut specs = vec![(store_service, stack::spec(&model, store_service, true).unwrap())];
         for (name, without, _) in COLLECTORS {

@@ -266,6 +266,21 @@ pub(super) fn collector_env(
     Ok(spec)
 }
 
+/// The collector's config, as compose mounts it.
+pub(crate) const COLLECTOR_CONFIG: &str = "observability/otel-collector/config.yaml";
+
+/// The port of the collector's own metrics, as its config (`config`, the text) sets it.
+pub(crate) fn collector_metrics_port(config: &str) -> anyhow::Result<u16> {
+    let config: serde_yaml::Value = serde_yaml::from_str(config)?;
+    let reader = &config["service"]["telemetry"]["metrics"]["readers"][0];
+    reader["pull"]["exporter"]["prometheus"]["port"]
+        .as_u64()
+        .and_then(|port| u16::try_from(port).ok())
+        .with_context(|| {
+            format!("{COLLECTOR_CONFIG}: no service.telemetry.metrics pull reader port")
+        })
+}
+
 /// Starts the services' containers; an error says how to get images where no registry is.
 pub(super) async fn start_containers(specs: Vec<(&str, ContainerSpec)>) -> anyhow::Result<Group> {
     Group::start_on_network(specs).await.context(
