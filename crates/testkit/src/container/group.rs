@@ -297,15 +297,17 @@ mod tests {
         group.stop().await;
     }
 
-    /// The peer finds `metrics` by name on the group's network (the engine's DNS learns of a
-    /// joined or restarted member within moments).
+    /// The peer finds `metrics` by name on the group's network. The engine's DNS learns of a
+    /// joined or restarted member within moments, but its server for a new network can be slow
+    /// to answer on a loaded machine, and one unanswered lookup alone takes the resolver's
+    /// timeouts (seen in CI: 40 s), so the deadline leaves room for a second lookup.
     async fn resolve(group: &Group) {
         let argv = ["getent", "hosts", "metrics"].map(String::from);
         let peer = group.get("peer").unwrap();
         let resolved = crate::eventually(
             "peer resolves metrics",
             Instant::now(),
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             || async {
                 let output = peer.exec(&argv).await?;
                 anyhow::ensure!(output.code == Some(0), "getent exited {:?}", output.code);
