@@ -1,4 +1,6 @@
-# Container images for the two binaries, ampel-api and ampel-worker. Always pass a target:
+# Container images for the binaries: ampel-api, ampel-worker, and alert-catcher (the local
+# stand-in for PagerDuty, Slack and SMTP that compose's Alertmanager notifies). Always pass a
+# target:
 #
 #   docker build --target api    -t localhost/ampel/api:dev .       # compile inside the image
 #   docker build --target worker -t localhost/ampel/worker:dev .
@@ -9,16 +11,18 @@
 #
 # The *-prebuilt targets exist because some machines (CI here) cannot pull a rust: image; they
 # need only RUNTIME_BASE. compose/compose.yaml builds these targets (AMPEL_APP_TARGET_SUFFIX=
-# -prebuilt selects the second pair); `cargo xtask obs-up` drives it.
+# -prebuilt selects the *-prebuilt ones); `cargo xtask obs-up` drives it. alert-catcher and
+# alert-catcher-prebuilt build the same way (`-p alert-catcher`).
 #
 # Stages:
 #   skeleton          every workspace manifest, and a stub in place of every .rs file
 #   builder           dependencies compiled against the skeleton (a layer that stays cached until
 #                     a Cargo.toml or Cargo.lock changes), then the real sources
 #   runtime           RUNTIME_BASE + ca-certificates + a non-root user
-#   api, worker       runtime + the binary from builder
-#   api-prebuilt,     runtime + the binary from the build context's target/release/
-#   worker-prebuilt   (the host's glibc must not be newer than RUNTIME_BASE's: bookworm = 2.36)
+#   api, worker,      runtime + the binary from builder
+#   alert-catcher
+#   *-prebuilt        runtime + the binary from the build context's target/release/
+#                     (the host's glibc must not be newer than RUNTIME_BASE's: bookworm = 2.36)
 
 ARG RUST_IMAGE=rust:1.95-slim-bookworm
 ARG RUNTIME_BASE=debian:bookworm-slim
@@ -52,14 +56,15 @@ ENV CARGO_TARGET_DIR=/build/target \
     CARGO_TERM_COLOR=never \
     SQLX_OFFLINE=true
 COPY --from=skeleton /skeleton/ ./
-RUN cargo build --release --locked -p ampel-api -p ampel-worker
+RUN cargo build --release --locked -p ampel-api -p ampel-worker -p alert-catcher
 COPY . .
 # COPY keeps the context's mtimes, which can be older than the stub build: touch the sources so
 # cargo rebuilds the workspace crates (dependencies stay compiled).
 RUN find . -path ./target -prune -o -name '*.rs' -type f -exec touch {} + \
- && cargo build --release --locked -p ampel-api -p ampel-worker \
+ && cargo build --release --locked -p ampel-api -p ampel-worker -p alert-catcher \
  && mkdir -p /out \
- && cp /build/target/release/ampel-api /build/target/release/ampel-worker /out/
+ && cp /build/target/release/ampel-api /build/target/release/ampel-worker \
+       /build/target/release/alert-catcher /out/
 
 # ------------------------------------------------------------------------------------- runtime
 FROM ${RUNTIME_BASE} AS runtime
@@ -87,6 +92,13 @@ ENV WORKER_LISTEN_ADDR=0.0.0.0:8081
 EXPOSE 8081
 ENTRYPOINT ["/usr/local/bin/ampel-worker"]
 
+# HTTP (PagerDuty, Slack, the list of what arrived) on 9095, SMTP on 2525.
+FROM runtime AS alert-catcher
+COPY --from=builder /out/alert-catcher /usr/local/bin/alert-catcher
+ENV ALERT_CATCHER_LISTEN_ADDR=0.0.0.0:9095 ALERT_CATCHER_SMTP_LISTEN_ADDR=0.0.0.0:2525
+EXPOSE 9095 2525
+ENTRYPOINT ["/usr/local/bin/alert-catcher"]
+
 # --------------------------------------------------------------- images from host-built binaries
 FROM runtime AS api-prebuilt
 COPY target/release/ampel-api /usr/local/bin/ampel-api
@@ -99,3 +111,9 @@ COPY target/release/ampel-worker /usr/local/bin/ampel-worker
 ENV WORKER_LISTEN_ADDR=0.0.0.0:8081
 EXPOSE 8081
 ENTRYPOINT ["/usr/local/bin/ampel-worker"]
+
+FROM runtime AS alert-catcher-prebuilt
+COPY target/release/alert-catcher /usr/local/bin/alert-catcher
+ENV ALERT_CATCHER_LISTEN_ADDR=0.0.0.0:9095 ALERT_CATCHER_SMTP_LISTEN_ADDR=0.0.0.0:2525
+EXPOSE 9095 2525
+ENTRYPOINT ["/usr/local/bin/alert-catcher"]

@@ -168,6 +168,7 @@ build_base
 build_image postgres          localhost/ampel-ci/postgres:15
 build_image redis             localhost/ampel-ci/redis:7
 build_image prometheus        localhost/ampel-ci/prometheus:2
+build_image alertmanager      localhost/ampel-ci/alertmanager:0.25
 build_image postgres-exporter localhost/ampel-ci/postgres-exporter:latest
 build_image redis-exporter    localhost/ampel-ci/redis-exporter:latest
 build_image jaeger            localhost/ampel-ci/jaeger:1.76.0 prep_jaeger "jaeger=$JAEGER_VERSION"
@@ -187,6 +188,7 @@ export AMPEL_RUNTIME_BASE_IMAGE=localhost/debian:bookworm
 export AMPEL_POSTGRES_IMAGE=localhost/ampel-ci/postgres:15
 export AMPEL_REDIS_IMAGE=localhost/ampel-ci/redis:7
 export AMPEL_PROMETHEUS_IMAGE=localhost/ampel-ci/prometheus:2
+export AMPEL_ALERTMANAGER_IMAGE=localhost/ampel-ci/alertmanager:0.25
 export AMPEL_POSTGRES_EXPORTER_IMAGE=localhost/ampel-ci/postgres-exporter:latest
 export AMPEL_REDIS_EXPORTER_IMAGE=localhost/ampel-ci/redis-exporter:latest
 export AMPEL_JAEGER_IMAGE=localhost/ampel-ci/jaeger:1.76.0

@@ -35,6 +35,9 @@ pub struct Service {
     pub expose: Vec<String>,
     #[serde(default)]
     pub environment: BTreeMap<String, serde_yaml::Value>,
+    /// Replaces the image's ENTRYPOINT (and with it its default CMD, as compose does).
+    #[serde(default)]
+    pub entrypoint: Option<serde_yaml::Value>,
     #[serde(default)]
     pub command: Option<serde_yaml::Value>,
     #[serde(default)]
@@ -145,6 +148,7 @@ impl ComposeFile {
             base.image = over.image.or(base.image.take());
             base.ports.extend(over.ports);
             base.environment.extend(over.environment);
+            base.entrypoint = over.entrypoint.or(base.entrypoint.take());
             base.command = over.command.or(base.command.take());
             if !over.profiles.is_empty() {
                 base.profiles = over.profiles;

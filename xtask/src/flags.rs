@@ -75,10 +75,22 @@ pub struct E2e {
     /// and access log records received, by trace id, and fails when they differ.
     #[arg(long, conflicts_with = "broken")]
     pub no_loss: bool,
+    /// Instead of the scenario, the live alert test: with Alertmanager in the stack and the
+    /// rules on a 30x faster clock, PostgreSQL is paused under steady traffic; the critical
+    /// alert must reach the local PagerDuty stand-in, its warning stay inhibited, and the
+    /// resolution arrive. Prints the time from fault to notification.
+    #[arg(long, conflicts_with_all = ["broken", "no_loss"])]
+    pub alerts: bool,
+    /// With --alerts: how many fault rounds (the time to notify is their median).
+    #[arg(long, default_value_t = ALERT_ROUNDS, requires = "alerts")]
+    pub rounds: usize,
     /// Tests only: switch one signal off to show that its check fails.
     #[arg(long = "break", value_enum, hide = true)]
     pub broken: Option<Signal>,
 }
+
+/// The live alert test's rounds, unless `--rounds` says otherwise (`cargo xtask test` too).
+pub const ALERT_ROUNDS: usize = 3;
 
 /// A trace backend `e2e` can run and query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +119,10 @@ pub enum Signal {
     /// its own: the runs share the collector that makes span metrics.
     #[value(skip)]
     Exemplars,
+    /// Every PromQL query of the dashboards and the rules finds series (or is listed as needing
+    /// a fault). No `--break`: its failure is a query's.
+    #[value(skip)]
+    Panels,
 }
 
 /// The name `--break` takes (a signal without a break: its name in lower case).
@@ -275,12 +291,15 @@ there is any. `cargo test` runs the same checks (xtask's `check` test)."
 )]
 pub struct Check {}
 
-/// Write the files generated from code: docs/metrics.md from the declared metric families.
+/// Write the generated files: docs/metrics.md from the declared metric families, the SLO rules
+/// and dashboard from observability/slo.yaml.
 #[derive(Debug, Args)]
 #[command(
     long_about = "Writes docs/metrics.md from the MetricFamily declarations the binaries export \
-(ampel_api::EXPORTED_METRIC_FAMILIES, ampel_worker::EXPORTED_METRIC_FAMILIES). A test \
-(`metrics_doc_is_fresh`) fails when the file is not what this command would write."
+(ampel_api::EXPORTED_METRIC_FAMILIES, ampel_worker::EXPORTED_METRIC_FAMILIES), and \
+observability/prometheus/rules/slo.yml and observability/grafana/dashboards/slo.json from the SLOs \
+in observability/slo.yaml. Tests (`metrics_doc_is_fresh`, `slo_files_are_fresh`) fail when a file \
+is not what this command would write."
 )]
 pub struct Codegen {
     /// Write nothing; fail when a generated file is not what the code declares.

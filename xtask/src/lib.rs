@@ -11,5 +11,6 @@ pub mod engine;
 pub mod flags;
 pub mod obs_down;
 pub mod obs_up;
+pub mod queries;
 pub mod status;
 pub mod util;

@@ -25,7 +25,7 @@ use crate::flags;
 use ready::Target;
 
 /// The packages whose binaries the Dockerfile's `*-prebuilt` stages copy from target/release/.
-const APP_PACKAGES: [&str; 2] = ["ampel-api", "ampel-worker"];
+const APP_PACKAGES: [&str; 3] = ["ampel-api", "ampel-worker", "alert-catcher"];
 
 /// How often the containers' states are read while waiting (an exited container with no restart
 /// policy ends the wait early).

@@ -114,7 +114,7 @@ pub fn app(state: AppState) -> Router {
     let metrics = telemetry_on.then(http_metrics::layer);
     let api = Router::new()
         .route(
-            "/api/repositories",
+            routes::REPOSITORIES,
             post(routes::repositories::create).get(routes::repositories::list),
         )
         .route("/api/repositories/{id}", get(routes::repositories::get))
@@ -148,12 +148,14 @@ pub fn app(state: AppState) -> Router {
 
 /// `GET /metrics` alone, without the API's middleware: a scrape every few seconds should make
 /// no spans, logs or request metrics of its own. `main` merges it into the API's router, or
-/// serves it on `API_METRICS_LISTEN_ADDR` so the public port does not expose it.
-pub fn metrics_app() -> Router {
+/// serves it on `API_METRICS_LISTEN_ADDR` so the public port does not expose it. Each scrape
+/// samples `db`'s pool first.
+pub fn metrics_app(db: sqlx::PgPool) -> Router {
     let prometheus = telemetry::prometheus_handle();
     Router::new().route(
         routes::METRICS,
         get(move || {
+            store::record_pool(&db);
             std::future::ready((
                 [(CONTENT_TYPE, telemetry::PROMETHEUS_CONTENT_TYPE)],
                 prometheus.render(),

@@ -37,9 +37,10 @@ async fn run() -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(addr = %config.listen_addr, "listening");
+    let metrics_app = ampel_api::metrics_app(db.clone());
     let app = ampel_api::app(AppState { db, queue, redis });
     let Some(metrics_addr) = config.metrics_listen_addr else {
-        let app = app.merge(ampel_api::metrics_app());
+        let app = app.merge(metrics_app);
         return ampel_api::serve(listener, app, telemetry::shutdown_signal()).await;
     };
     let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
@@ -51,8 +52,7 @@ async fn run() -> anyhow::Result<()> {
         })?;
     tracing::info!(addr = %metrics_addr, "serving /metrics");
     // Scrapes need no draining: the metrics listener simply ends with the process.
-    let metrics =
-        tokio::spawn(async move { axum::serve(metrics_listener, ampel_api::metrics_app()).await });
+    let metrics = tokio::spawn(async move { axum::serve(metrics_listener, metrics_app).await });
     let result = ampel_api::serve(listener, app, telemetry::shutdown_signal()).await;
     metrics.abort();
     result

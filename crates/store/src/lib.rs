@@ -2,15 +2,18 @@
 //!
 //! sqlx rather than SeaORM: the schema is two tables, the queries are plain SQL that reads well
 //! in a span, and sqlx's embedded migrations and pool are all we need from a database layer.
-//! Each query runs through [`timed`], which gives it a client span and a
-//! [`DB_QUERY_DURATION_SECONDS`] sample.
+//! Each query runs through [`timed`], which gives it a client span and records its duration,
+//! its outcome and, when it fails, the kind of error; its connection comes through [`acquire`],
+//! which counts the callers waiting for one. [`record_pool`] samples the pool when scraped.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 pub use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Acquire as _, Postgres};
 use telemetry::{Label, MetricFamily};
 
 /// Migrations compiled into the binary, so a deploy cannot run code against an older schema.
@@ -59,14 +62,20 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .context("run database migrations: is PostgreSQL up and DATABASE_URL right?")
 }
 
-/// The `operation` of each query: its span's name and its duration's label.
+/// The `operation` of each query: its span's name and its metrics' label.
 mod operation {
     pub const INSERT_REPOSITORY: &str = "insert_repository";
     pub const LIST_REPOSITORIES: &str = "list_repositories";
     pub const GET_REPOSITORY: &str = "get_repository";
     pub const LIST_PULL_REQUESTS: &str = "list_pull_requests";
+    /// A poll's transaction: taking its connection and `BEGIN`.
+    pub const BEGIN_POLL: &str = "begin_poll";
     pub const UPSERT_PULL_REQUEST: &str = "upsert_pull_request";
     pub const MARK_POLLED: &str = "mark_polled";
+    /// A poll's `COMMIT`.
+    pub const COMMIT_POLL: &str = "commit_poll";
+    pub const COUNT_OPEN_PULL_REQUESTS: &str = "count_open_pull_requests";
+    pub const MAX_POLL_LAG: &str = "max_poll_lag";
     pub const PING: &str = "ping";
 }
 
@@ -78,47 +87,239 @@ const OPERATION: Label = Label::one_of(
         operation::LIST_REPOSITORIES,
         operation::GET_REPOSITORY,
         operation::LIST_PULL_REQUESTS,
+        operation::BEGIN_POLL,
         operation::UPSERT_PULL_REQUEST,
         operation::MARK_POLLED,
+        operation::COMMIT_POLL,
+        operation::COUNT_OPEN_PULL_REQUESTS,
+        operation::MAX_POLL_LAG,
         operation::PING,
     ],
 );
 
+/// `status` of a query that returned its result.
+const SUCCESS: &str = "success";
+/// `status` of a query that failed, whatever the kind.
+const ERROR: &str = "error";
+/// `status`: how a query ended.
+const STATUS: Label = Label::one_of("status", &[SUCCESS, ERROR]);
+
+/// `kind`: why a query failed; see [`ErrorKind`].
+const KIND: Label = Label::one_of(
+    "kind",
+    &[
+        ErrorKind::Timeout.as_str(),
+        ErrorKind::Connection.as_str(),
+        ErrorKind::Constraint.as_str(),
+        ErrorKind::Other.as_str(),
+    ],
+);
+
+/// A connection in the pool doing nothing.
+const IDLE: &str = "idle";
+/// A connection lent to a query.
+const IN_USE: &str = "in_use";
+/// `state`: what a pooled connection is doing.
+const POOL_STATE: Label = Label::one_of("state", &[IDLE, IN_USE]);
+
 /// Recorded by [`timed`].
 pub const DB_QUERY_DURATION_SECONDS: MetricFamily = MetricFamily::histogram(
     "db_query_duration_seconds",
-    "Time of one PostgreSQL query, by operation.",
+    "Time of one PostgreSQL query, by operation, including the wait for a pooled connection.",
     &[OPERATION],
     telemetry::DURATION_BUCKETS,
 );
 
-/// The families this crate records, in every binary that queries PostgreSQL.
-pub const METRIC_FAMILIES: &[MetricFamily] = &[DB_QUERY_DURATION_SECONDS];
+/// Recorded by [`timed`].
+pub const DB_QUERIES_TOTAL: MetricFamily = MetricFamily::counter(
+    "db_queries_total",
+    "PostgreSQL queries finished, by operation and outcome; an `error` is also counted in `db_errors_total` by kind.",
+    &[OPERATION, STATUS],
+);
 
-/// Runs `query` under a `db.query` client span (a child of the current span, open while the
-/// query runs) and records its duration by `operation`.
+/// Recorded by [`timed`].
+pub const DB_ERRORS_TOTAL: MetricFamily = MetricFamily::counter(
+    "db_errors_total",
+    "Failed PostgreSQL queries, by operation and kind: `timeout` (no pooled connection within the acquire timeout), `connection` (the database could not be reached or dropped the connection), `constraint` (a unique, foreign-key, check or not-null violation), `other`.",
+    &[OPERATION, KIND],
+);
+
+/// Recorded by [`record_pool`].
+pub const DB_POOL_CONNECTIONS: MetricFamily = MetricFamily::gauge(
+    "db_pool_connections",
+    "Open connections of the process's PostgreSQL pool: `idle` or `in_use`. Sampled when scraped.",
+    &[POOL_STATE],
+);
+
+/// Recorded by [`record_pool`].
+pub const DB_POOL_MAX_CONNECTIONS: MetricFamily = MetricFamily::gauge(
+    "db_pool_max_connections",
+    "The most connections the process's PostgreSQL pool opens.",
+    &[],
+);
+
+/// Recorded by [`acquire`].
+pub const DB_POOL_ACQUIRES_WAITING: MetricFamily = MetricFamily::gauge(
+    "db_pool_acquires_waiting",
+    "Queries waiting for a connection from the pool now (sqlx counts no waiters; the store counts its own acquires).",
+    &[],
+);
+
+/// The families this crate records, in every binary that queries PostgreSQL.
+pub const METRIC_FAMILIES: &[MetricFamily] = &[
+    DB_QUERY_DURATION_SECONDS,
+    DB_QUERIES_TOTAL,
+    DB_ERRORS_TOTAL,
+    DB_POOL_CONNECTIONS,
+    DB_POOL_MAX_CONNECTIONS,
+    DB_POOL_ACQUIRES_WAITING,
+];
+
+/// Why a query failed, as few kinds as an operator acts on differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No pooled connection came free within the acquire timeout: the pool is too small or
+    /// queries hold their connections too long.
+    Timeout,
+    /// PostgreSQL could not be reached, or ended the connection.
+    Connection,
+    /// The data broke a constraint (SQLSTATE class 23): a bug in the caller, not an outage.
+    Constraint,
+    /// Anything else: a bad query, a row that does not decode.
+    Other,
+}
+
+impl ErrorKind {
+    /// Its `kind` label value.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Constraint => "constraint",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// The kind of `err`.
+    #[must_use]
+    pub fn of(err: &sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut => ErrorKind::Timeout,
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => ErrorKind::Connection,
+            sqlx::Error::Database(db) => {
+                let code = db.code();
+                let class = code.as_deref().map(|code| code.get(..2).unwrap_or(code));
+                if db.kind() != sqlx::error::ErrorKind::Other || class == Some("23") {
+                    ErrorKind::Constraint
+                // 08: connection exception; 57P01-03: the server is shutting down or starting.
+                } else if class == Some("08")
+                    || matches!(code.as_deref(), Some("57P01" | "57P02" | "57P03"))
+                {
+                    ErrorKind::Connection
+                } else {
+                    ErrorKind::Other
+                }
+            }
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// One query being measured: a `db.query` client span (a child of the current span) held
+/// while it runs, and its start.
 ///
 /// The span is held, not entered on every poll of the query (`Instrument`): a query is polled
 /// about six times, and each enter and exit makes the span's OpenTelemetry context current and
 /// back (about 5k instructions per query, docs/performance.md). What sqlx logs while the query
 /// runs is therefore in the caller's span: same trace.
+struct Query {
+    operation: &'static str,
+    started: Instant,
+    span: tracing::Span,
+}
+
+impl Query {
+    fn start(operation: &'static str) -> Self {
+        let span = tracing::info_span!(
+            "db.query",
+            otel.name = operation,
+            otel.kind = "client",
+            db.system.name = "postgresql",
+            db.operation.name = operation,
+        );
+        Self {
+            operation,
+            started: Instant::now(),
+            span,
+        }
+    }
+
+    /// Ends the span and records the duration, the outcome and the kind of error of `result`.
+    fn end<T>(self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        drop(self.span);
+        let operation = self.operation;
+        metrics::histogram!(DB_QUERY_DURATION_SECONDS.name, OPERATION.name => operation)
+            .record(self.started.elapsed().as_secs_f64());
+        let status = if result.is_ok() { SUCCESS } else { ERROR };
+        metrics::counter!(DB_QUERIES_TOTAL.name, OPERATION.name => operation, STATUS.name => status)
+            .increment(1);
+        if let Err(err) = &result {
+            metrics::counter!(DB_ERRORS_TOTAL.name, OPERATION.name => operation, KIND.name => ErrorKind::of(err).as_str())
+                .increment(1);
+        }
+        result
+    }
+}
+
+/// Runs `query` under a `db.query` client span and records its duration, its outcome
+/// ([`DB_QUERIES_TOTAL`]) and, when it fails, its [`ErrorKind`] ([`DB_ERRORS_TOTAL`]), all by
+/// `operation`.
 pub async fn timed<T, F>(operation: &'static str, query: F) -> Result<T, sqlx::Error>
 where
     F: Future<Output = Result<T, sqlx::Error>>,
 {
-    let span = tracing::info_span!(
-        "db.query",
-        otel.name = operation,
-        otel.kind = "client",
-        db.system.name = "postgresql",
-        db.operation.name = operation,
-    );
-    let started = Instant::now();
+    let measured = Query::start(operation);
     let result = query.await;
-    drop(span);
-    metrics::histogram!(DB_QUERY_DURATION_SECONDS.name, OPERATION.name => operation)
-        .record(started.elapsed().as_secs_f64());
-    result
+    measured.end(result)
+}
+
+/// A connection from `pool`, counted in [`DB_POOL_ACQUIRES_WAITING`] until it arrives (or the
+/// wait is given up or dropped).
+pub async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    /// Uncounts the wait on drop, so a query cancelled while waiting (a request's timeout) is not
+    /// counted as waiting forever.
+    struct Waiting(metrics::Gauge);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            self.0.decrement(1.0);
+        }
+    }
+    let waiting = Waiting(metrics::gauge!(DB_POOL_ACQUIRES_WAITING.name));
+    waiting.0.increment(1.0);
+    let connection = pool.acquire().await;
+    drop(waiting);
+    connection
+}
+
+/// Sets [`DB_POOL_CONNECTIONS`] and [`DB_POOL_MAX_CONNECTIONS`] from `pool`'s state now; the
+/// binaries call it on each scrape of `/metrics`, so the gauges are never older than the scrape.
+pub fn record_pool(pool: &PgPool) {
+    let open = pool.size();
+    // Read apart from `size`: a connection opened or closed between the two must not make
+    // `in_use` negative.
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(open);
+    metrics::gauge!(DB_POOL_CONNECTIONS.name, POOL_STATE.name => IDLE).set(f64::from(idle));
+    metrics::gauge!(DB_POOL_CONNECTIONS.name, POOL_STATE.name => IN_USE)
+        .set(f64::from(open - idle));
+    metrics::gauge!(DB_POOL_MAX_CONNECTIONS.name)
+        .set(f64::from(pool.options().get_max_connections()));
+    // Registers the waiters' gauge at 0 before the first query waits, so it has a series.
+    metrics::gauge!(DB_POOL_ACQUIRES_WAITING.name).increment(0.0);
 }
 
 /// A followed repository.
@@ -144,14 +345,36 @@ pub struct PullRequest {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A pull request's state as the provider reports it (GitHub's `state`: a merged pull request
+/// is `closed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullRequestState {
+    Open,
+    Closed,
+}
+
+impl PullRequestState {
+    /// Every state's [`Self::as_str`], e.g. for a metric label's values.
+    pub const NAMES: &[&str] = &[Self::Open.as_str(), Self::Closed.as_str()];
+
+    /// As stored in `pull_requests.state` and as the provider spells it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 /// Inserts a repository; `None` when `owner/name` is followed already.
 pub async fn insert_repository(
     pool: &PgPool,
     owner: &str,
     name: &str,
 ) -> Result<Option<Repository>, sqlx::Error> {
-    timed(
-        operation::INSERT_REPOSITORY,
+    timed(operation::INSERT_REPOSITORY, async {
         sqlx::query_as(
             "INSERT INTO repositories (owner, name) VALUES ($1, $2)
              ON CONFLICT (owner, name) DO NOTHING
@@ -159,33 +382,34 @@ pub async fn insert_repository(
         )
         .bind(owner)
         .bind(name)
-        .fetch_optional(pool),
-    )
+        .fetch_optional(&mut *acquire(pool).await?)
+        .await
+    })
     .await
 }
 
 /// All repositories, oldest first.
 pub async fn list_repositories(pool: &PgPool) -> Result<Vec<Repository>, sqlx::Error> {
-    timed(
-        operation::LIST_REPOSITORIES,
+    timed(operation::LIST_REPOSITORIES, async {
         sqlx::query_as(
             "SELECT id, owner, name, created_at, polled_at FROM repositories ORDER BY id",
         )
-        .fetch_all(pool),
-    )
+        .fetch_all(&mut *acquire(pool).await?)
+        .await
+    })
     .await
 }
 
 /// One repository.
 pub async fn get_repository(pool: &PgPool, id: i64) -> Result<Option<Repository>, sqlx::Error> {
-    timed(
-        operation::GET_REPOSITORY,
+    timed(operation::GET_REPOSITORY, async {
         sqlx::query_as(
             "SELECT id, owner, name, created_at, polled_at FROM repositories WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(pool),
-    )
+        .fetch_optional(&mut *acquire(pool).await?)
+        .await
+    })
     .await
 }
 
@@ -194,23 +418,52 @@ pub async fn list_pull_requests(
     pool: &PgPool,
     repository_id: i64,
 ) -> Result<Vec<PullRequest>, sqlx::Error> {
-    timed(
-        operation::LIST_PULL_REQUESTS,
+    timed(operation::LIST_PULL_REQUESTS, async {
         sqlx::query_as(
             "SELECT number, title, author, state, draft, url, created_at, updated_at
              FROM pull_requests WHERE repository_id = $1 ORDER BY number DESC",
         )
         .bind(repository_id)
-        .fetch_all(pool),
-    )
+        .fetch_all(&mut *acquire(pool).await?)
+        .await
+    })
+    .await
+}
+
+/// How many stored pull requests are open, over all repositories.
+pub async fn count_open_pull_requests(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    timed(operation::COUNT_OPEN_PULL_REQUESTS, async {
+        sqlx::query_scalar("SELECT count(*) FROM pull_requests WHERE state = $1")
+            .bind(PullRequestState::Open.as_str())
+            .fetch_one(&mut *acquire(pool).await?)
+            .await
+    })
+    .await
+}
+
+/// Seconds since the repository polled longest ago was last polled successfully (since it was
+/// added, if never); `None` when no repository is followed.
+pub async fn max_poll_lag_seconds(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
+    timed(operation::MAX_POLL_LAG, async {
+        sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM now() - min(COALESCE(polled_at, created_at)))::float8
+             FROM repositories",
+        )
+        .fetch_one(&mut *acquire(pool).await?)
+        .await
+    })
     .await
 }
 
 /// `SELECT 1`, for `/ready`.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    timed(operation::PING, sqlx::query("SELECT 1").execute(pool))
-        .await
-        .map(drop)
+    timed(operation::PING, async {
+        sqlx::query("SELECT 1")
+            .execute(&mut *acquire(pool).await?)
+            .await
+    })
+    .await
+    .map(drop)
 }
 
 /// A pull request as the provider reports it, to be stored.
@@ -219,7 +472,7 @@ pub struct NewPullRequest {
     pub number: i32,
     pub title: String,
     pub author: String,
-    pub state: String,
+    pub state: PullRequestState,
     pub draft: bool,
     pub url: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -233,7 +486,14 @@ pub async fn store_poll(
     repository_id: i64,
     pull_requests: &[NewPullRequest],
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    // The transaction borrows its connection, so the two steps of `begin_poll` are measured
+    // here rather than in one future.
+    let begin = Query::start(operation::BEGIN_POLL);
+    let mut connection = match acquire(pool).await {
+        Ok(connection) => connection,
+        Err(err) => return begin.end(Err(err)),
+    };
+    let mut tx = begin.end(connection.begin().await)?;
     for pr in pull_requests {
         timed(
             operation::UPSERT_PULL_REQUEST,
@@ -250,7 +510,7 @@ pub async fn store_poll(
             .bind(pr.number)
             .bind(&pr.title)
             .bind(&pr.author)
-            .bind(&pr.state)
+            .bind(pr.state.as_str())
             .bind(pr.draft)
             .bind(&pr.url)
             .bind(pr.created_at)
@@ -266,7 +526,7 @@ pub async fn store_poll(
             .execute(&mut *tx),
     )
     .await?;
-    tx.commit().await
+    timed(operation::COMMIT_POLL, tx.commit()).await
 }
 
 /// Helpers for tests that need a database of their own.
@@ -362,5 +622,75 @@ pub mod testing {
             nanos,
             COUNTER.fetch_add(1, Ordering::Relaxed)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    /// An error as PostgreSQL reports it: only its SQLSTATE matters here.
+    #[derive(Debug)]
+    struct Postgres(&'static str);
+
+    impl std::fmt::Display for Postgres {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Postgres {}
+
+    impl sqlx::error::DatabaseError for Postgres {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        // As sqlx's own Postgres error does: the constraint kinds by SQLSTATE.
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            match self.0 {
+                "23505" => sqlx::error::ErrorKind::UniqueViolation,
+                "23503" => sqlx::error::ErrorKind::ForeignKeyViolation,
+                _ => sqlx::error::ErrorKind::Other,
+            }
+        }
+    }
+
+    /// Each error sqlx returns lands in the kind an operator acts on.
+    #[test]
+    fn errors_are_classified_by_kind() {
+        let database = |code| sqlx::Error::Database(Box::new(Postgres(code)));
+        let cases = [
+            (sqlx::Error::PoolTimedOut, ErrorKind::Timeout),
+            (sqlx::Error::PoolClosed, ErrorKind::Connection),
+            (
+                sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
+                ErrorKind::Connection,
+            ),
+            (sqlx::Error::Protocol("eof".into()), ErrorKind::Connection),
+            (database("23505"), ErrorKind::Constraint),
+            (database("23503"), ErrorKind::Constraint),
+            // A check violation, which the kind above does not name: by its class.
+            (database("23514"), ErrorKind::Constraint),
+            (database("08006"), ErrorKind::Connection),
+            (database("57P01"), ErrorKind::Connection),
+            // An undefined table: a bug, not an outage.
+            (database("42P01"), ErrorKind::Other),
+            (sqlx::Error::RowNotFound, ErrorKind::Other),
+        ];
+        for (err, kind) in cases {
+            assert_eq!(ErrorKind::of(&err), kind, "{err:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::family::{Kind, Label, MetricFamily};
+use crate::family::{Kind, Label, LabelValues, MetricFamily};
 
 /// Request, query and outbound-call latencies: 1 ms to 10 s. Shared by the api, the store and the
 /// worker.
@@ -59,6 +59,7 @@ pub(crate) fn install(families: &[&[MetricFamily]]) {
             "install the Prometheus recorder: another metrics recorder was installed first",
         );
         describe(families);
+        start_counters_at_zero(families);
         let upkeep = handle.clone();
         std::thread::Builder::new()
             .name("metrics-upkeep".into())
@@ -111,6 +112,41 @@ fn describe(families: &[&[MetricFamily]]) {
     }
 }
 
+/// Registers every series of each counter whose labels all have closed value sets, at 0: a
+/// series that first appears at 1 is invisible to `rate()` and `increase()`, so the first error
+/// after a start would go unseen, and a panel of an error that has not happened would show no
+/// data rather than 0. Counters with an open label (a route, a status code) start with their
+/// first sample as before.
+fn start_counters_at_zero(families: &[&[MetricFamily]]) {
+    for family in families.iter().copied().flatten() {
+        for labels in closed_label_sets(family) {
+            metrics::counter!(family.name, labels).increment(0);
+        }
+    }
+}
+
+/// Every combination of `family`'s label values, when it is a counter whose labels are all
+/// [`LabelValues::OneOf`]; none otherwise.
+fn closed_label_sets(family: &MetricFamily) -> Vec<Vec<metrics::Label>> {
+    if family.kind != Kind::Counter {
+        return Vec::new();
+    }
+    family.labels.iter().fold(vec![Vec::new()], |sets, label| {
+        let LabelValues::OneOf(values) = label.values else {
+            return Vec::new();
+        };
+        sets.iter()
+            .flat_map(|set| {
+                values.iter().map(move |value| {
+                    let mut set = set.clone();
+                    set.push(metrics::Label::new(label.name, *value));
+                    set
+                })
+            })
+            .collect()
+    })
+}
+
 /// Sets [`BUILD_INFO`] for `service`.
 pub(crate) fn record_build_info(service: &'static str) {
     metrics::gauge!(BUILD_INFO.name, SERVICE.name => service, VERSION.name => env!("CARGO_PKG_VERSION"))
@@ -127,6 +163,46 @@ mod tests {
         &[Label::open("queue", "the queue's name")],
         &[0.5, 7.0],
     );
+
+    /// A counter whose labels are all closed starts with every series at 0; one with an open
+    /// label, and other kinds, start with their first sample.
+    #[test]
+    fn closed_counters_start_at_zero() {
+        const CLOSED: MetricFamily = MetricFamily::counter(
+            "closed_total",
+            "Closed.",
+            &[
+                Label::one_of("status", &["ok", "failed"]),
+                Label::one_of("kind", &["a", "b", "c"]),
+            ],
+        );
+        const OPEN: MetricFamily = MetricFamily::counter(
+            "open_total",
+            "Open.",
+            &[
+                Label::one_of("status", &["ok"]),
+                Label::open("route", "a route"),
+            ],
+        );
+        const GAUGE: MetricFamily =
+            MetricFamily::gauge("closed_gauge", "Gauge.", &[Label::one_of("state", &["x"])]);
+        let families: &[&[MetricFamily]] = &[&[CLOSED, OPEN, GAUGE]];
+        let recorder = super::builder(families).build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || super::start_counters_at_zero(families));
+        let scrape = handle.render();
+        let series: Vec<&str> = scrape
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .collect();
+        assert_eq!(series.len(), 6, "{scrape}");
+        for line in [
+            r#"closed_total{status="ok",kind="a"} 0"#,
+            r#"closed_total{status="failed",kind="c"} 0"#,
+        ] {
+            assert!(series.contains(&line), "{line} not in\n{scrape}");
+        }
+    }
 
     /// A declared histogram gets its own buckets and its help text.
     #[test]

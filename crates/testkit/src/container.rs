@@ -104,6 +104,7 @@ pub struct ContainerSpec {
     tag: String,
     ports: Vec<u16>,
     env: Vec<(String, String)>,
+    entrypoint: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
     copies: Vec<(CopyDataSource, String)>,
     mounts: Vec<(PathBuf, String)>,
@@ -134,6 +135,7 @@ impl ContainerSpec {
             tag: tag.to_owned(),
             ports: Vec::new(),
             env: Vec::new(),
+            entrypoint: None,
             cmd: None,
             copies: Vec::new(),
             mounts: Vec::new(),
@@ -170,6 +172,13 @@ impl ContainerSpec {
         let key = key.into();
         self.env.retain(|(set, _)| *set != key);
         self.env.push((key, value.into()));
+        self
+    }
+
+    /// Replaces the image's entrypoint by `argv`; the image's default command is then not run
+    /// (as with `docker run --entrypoint`), only [`ContainerSpec::cmd`]'s arguments after it.
+    pub fn entrypoint(mut self, argv: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.entrypoint = Some(argv.into_iter().map(Into::into).collect());
         self
     }
 
@@ -248,12 +257,25 @@ impl ContainerSpec {
         for port in &self.ports {
             image = image.with_exposed_port(port.tcp());
         }
+        // testcontainers sets the entrypoint's program only (bollard's `entrypoint` gets one
+        // word): the rest of it leads the command, which runs the same argv.
+        let (program, mut cmd) = match self.entrypoint.as_deref() {
+            Some([program, rest @ ..]) => (Some(program), Some(rest.to_vec())),
+            _ => (None, None),
+        };
+        if let Some(program) = program {
+            image = image.with_entrypoint(program);
+        }
+        if let Some(args) = &self.cmd {
+            cmd.get_or_insert_with(Vec::new)
+                .extend(args.iter().cloned());
+        }
         let mut request = image.with_startup_timeout(self.ready_deadline);
         for (key, value) in &self.env {
             request = request.with_env_var(key, value);
         }
-        if let Some(cmd) = &self.cmd {
-            request = request.with_cmd(cmd.clone());
+        if let Some(cmd) = cmd {
+            request = request.with_cmd(cmd);
         }
         if let Some(user) = &self.user {
             request = request.with_user(user);
@@ -439,6 +461,23 @@ impl Running {
             .stop_with_timeout(Some(seconds))
             .await
             .with_context(|| format!("stop the container {}", self.name))
+    }
+
+    /// Freezes the container's processes: its ports still accept connections, which then hang
+    /// (a server stuck rather than gone). [`Running::unpause`] thaws them.
+    pub async fn pause(&self) -> anyhow::Result<()> {
+        self.container
+            .pause()
+            .await
+            .with_context(|| format!("pause the container {}", self.name))
+    }
+
+    /// Thaws a paused container.
+    pub async fn unpause(&self) -> anyhow::Result<()> {
+        self.container
+            .unpause()
+            .await
+            .with_context(|| format!("unpause the container {}", self.name))
     }
 
     /// Kills the container's processes at once (SIGKILL) but keeps it, with its files, for
@@ -784,6 +823,27 @@ mod tests {
         assert_eq!(split("redis"), owned("redis", "latest"));
     }
 
+    /// An entrypoint of several words runs as one argv: its program, then its other words and
+    /// the command's arguments.
+    #[test]
+    fn entrypoint_words_lead_the_command() {
+        let spec = ContainerSpec::new("prom/alertmanager:v0")
+            .entrypoint(["/bin/sh", "/etc/alertmanager/entrypoint.sh"])
+            .cmd(["--storage.path=/alertmanager"]);
+        let request = spec.request("test");
+        let cmd: Vec<String> = request.cmd().map(|word| word.into_owned()).collect();
+        assert_eq!(request.entrypoint(), Some("/bin/sh"));
+        assert_eq!(
+            cmd,
+            [
+                "/etc/alertmanager/entrypoint.sh",
+                "--storage.path=/alertmanager"
+            ]
+        );
+        let plain = ContainerSpec::new("redis").request("test");
+        assert_eq!((plain.entrypoint(), plain.cmd().count()), (None, 0));
+    }
+
     /// The in-container HTTP probe tries each tool in turn against the one URL.
     #[test]
     fn http_inside_tries_wget_curl_and_bash() {
@@ -827,6 +887,31 @@ mod tests {
         running.halt(Duration::from_secs(5)).await.unwrap();
         let halted = running.stats().await.unwrap_err();
         assert!(format!("{halted:#}").contains(running.name()), "{halted:#}");
+        running.stop().await.unwrap();
+    }
+
+    /// A paused server still takes connections but answers none; unpaused, it answers again.
+    #[tokio::test]
+    async fn a_paused_container_hangs_until_unpaused() {
+        let image = crate::prometheus::image();
+        if require_engine("a_paused_container_hangs_until_unpaused", &[&image])
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let running = start(&crate::prometheus::spec(&image)).await.unwrap();
+        let ready = format!("{}/-/ready", running.url(crate::prometheus::API_PORT));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        running.pause().await.unwrap();
+        let hung = http.get(&ready).send().await.unwrap_err();
+        assert!(hung.is_timeout(), "{hung:#}");
+        running.unpause().await.unwrap();
+        let answer = http.get(&ready).send().await.unwrap();
+        assert!(answer.status().is_success(), "{}", answer.status());
         running.stop().await.unwrap();
     }
 

@@ -132,6 +132,22 @@ impl Prometheus {
         }
     }
 
+    /// How many series any query returns: the series of an instant vector or a range vector,
+    /// 1 for a scalar. For "does this query find data" whatever its result type.
+    pub async fn series_count(&self, query: &str) -> anyhow::Result<usize> {
+        let result = self
+            .client
+            .query(query)
+            .get()
+            .await
+            .with_context(|| format!("query {query}"))?;
+        Ok(match result.data() {
+            Data::Vector(vector) => vector.len(),
+            Data::Matrix(matrix) => matrix.len(),
+            Data::Scalar(_) => 1,
+        })
+    }
+
     /// The sum of an instant-vector query's samples; `None` when it matches no series.
     pub async fn sum(&self, query: &str) -> anyhow::Result<Option<f64>> {
         let samples = self.query(query).await?;
@@ -366,6 +382,52 @@ latency_count 2
             format!("{error:#}").contains("error parse error"),
             "{error:#}"
         );
+    }
+
+    /// Each result type counts its series: vectors and range vectors by their series, a scalar
+    /// as one, an empty vector as none; an error answer is an error.
+    #[cfg(feature = "sink")]
+    #[tokio::test]
+    async fn series_are_counted_for_any_result_type() {
+        use axum::{Json, Router, routing::get};
+        let answers = Router::new().route(
+            "/api/v1/query",
+            get(
+                |query: axum::extract::Query<BTreeMap<String, String>>| async move {
+                    let series = serde_json::json!({"metric": {"job": "api"}, "value": [1.5, "1"]});
+                    let range = serde_json::json!({"metric": {}, "values": [[1.5, "1"]]});
+                    let data = match query["query"].as_str() {
+                        "two" => {
+                            serde_json::json!({"resultType": "vector", "result": [series, series]})
+                        }
+                        "none" => serde_json::json!({"resultType": "vector", "result": []}),
+                        "range[1m]" => {
+                            serde_json::json!({"resultType": "matrix", "result": [range]})
+                        }
+                        "1" => serde_json::json!({"resultType": "scalar", "result": [1.5, "1"]}),
+                        _ => {
+                            return Json(serde_json::json!({
+                                "status": "error", "errorType": "bad_data", "error": "parse error"
+                            }));
+                        }
+                    };
+                    Json(serde_json::json!({"status": "success", "data": data}))
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, answers).await });
+        let prometheus = Prometheus::new(reqwest::Client::new(), url).unwrap();
+        for (query, count) in [("two", 2), ("none", 0), ("range[1m]", 1), ("1", 1)] {
+            assert_eq!(
+                prometheus.series_count(query).await.unwrap(),
+                count,
+                "{query}"
+            );
+        }
+        let error = prometheus.series_count("bad{").await.unwrap_err();
+        assert!(format!("{error:#}").contains("parse error"), "{error:#}");
     }
 
     /// A target prints its URL and health, and its last error only when there is one.

@@ -8,23 +8,27 @@ pub const HEALTH: &str = "/health";
 /// Prometheus metrics.
 pub const METRICS: &str = "/metrics";
 
-/// The router, apart from the socket so tests can call it.
-pub(crate) fn app() -> Router {
+/// The router, apart from the socket so tests can call it. A scrape samples `db`'s pool first.
+pub(crate) fn app(db: store::PgPool) -> Router {
     let prometheus = telemetry::prometheus_handle();
     Router::new()
         .route(HEALTH, get(|| async { Json(json!({ "status": "ok" })) }))
         .route(
             METRICS,
-            get(move || std::future::ready(prometheus.render())),
+            get(move || {
+                store::record_pool(&db);
+                std::future::ready(prometheus.render())
+            }),
         )
 }
 
 /// Serves [`app`] until `shutdown` resolves.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    db: store::PgPool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(err) = axum::serve(listener, app())
+    if let Err(err) = axum::serve(listener, app(db))
         .with_graceful_shutdown(shutdown)
         .await
     {

@@ -6,7 +6,8 @@
 //!
 //! Layout: [`run`] wires everything and runs until its shutdown future resolves; `jobs/` has one
 //! file per job kind; `provider.rs` is the Git provider's HTTP client; `http.rs` serves
-//! `/health` and `/metrics` on the worker's own port.
+//! `/health` and `/metrics` on the worker's own port; `depth.rs` and `stored.rs` sample the
+//! queue and the database for gauges.
 //!
 //! Each job carries the trace context of the request that enqueued it: the job's span is a child
 //! of the api's request span, and the provider call a child of the job's, so one trace runs
@@ -16,6 +17,7 @@ mod depth;
 pub mod http;
 mod jobs;
 pub mod provider;
+mod stored;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,9 @@ pub const METRIC_FAMILIES: &[MetricFamily] = &[
     depth::WORKER_QUEUE_DEPTH,
     provider::PROVIDER_REQUESTS_TOTAL,
     provider::PROVIDER_REQUEST_DURATION_SECONDS,
+    jobs::poll_repository::PULL_REQUESTS_STORED_TOTAL,
+    stored::PULL_REQUESTS_OPEN,
+    stored::REPOSITORIES_POLL_LAG_MAX_SECONDS,
 ];
 
 /// Every family the `ampel-worker` binary exports: its own, the store's and telemetry's.
@@ -152,11 +157,12 @@ pub async fn run(
         })?;
     tracing::info!(addr = %config.listen_addr, queue = config.queue, "listening");
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(http::serve(listener, async {
+    let http = tokio::spawn(http::serve(listener, context.db.clone(), async {
         let _ = http_stopped.await;
     }));
 
     let depth = tokio::spawn(depth::sample(redis, config.queue.clone()));
+    let stored = tokio::spawn(stored::sample(context.db.clone()));
 
     // A worker's name must be unique per process: apalis recovers a dead worker's jobs by its
     // missed heartbeats, and a reused name would keep a dead worker looking alive.
@@ -178,6 +184,7 @@ pub async fn run(
         .await
         .context("the job worker stopped with an error");
     depth.abort();
+    stored.abort();
     let _ = stop_http.send(());
     let _ = http.await;
     result

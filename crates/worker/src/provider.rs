@@ -12,6 +12,10 @@ use telemetry::{Label, MetricFamily};
 /// at shutdown finishes within it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The `provider` label's one value: the worker speaks GitHub's REST API only
+/// (`PROVIDER_BASE_URL` may point at GitHub Enterprise or a fake of the same shape).
+pub const GITHUB: &str = "github";
+
 /// `status`: the HTTP status code of the provider's answer.
 const STATUS: Label = Label::open(
     "status",
@@ -55,7 +59,7 @@ struct PullRequest {
     number: i32,
     title: String,
     user: Option<User>,
-    state: String,
+    state: store::PullRequestState,
     #[serde(default)]
     draft: bool,
     html_url: String,

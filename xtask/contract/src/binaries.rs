@@ -1,4 +1,4 @@
-//! The two binaries this repository builds, as their crates declare them, and the one comparison
+//! The binaries this repository builds, as their crates declare them, and the one comparison
 //! every deploy target is held to. xtask links the crates, so a renamed variable, a moved route or
 //! a longer timeout reaches every check that reads it. Each source (a Dockerfile stage in
 //! `deploy/dockerfile.rs`, a compose service in `check/wiring.rs`, a Fly app in
@@ -51,12 +51,17 @@ pub struct Binary {
     pub default_listen_addr: Linked<&'static str>,
     /// The variable that moves `metrics` to an address of its own, if the binary has one.
     pub metrics_listen_var: Option<&'static str>,
+    /// The variables of the addresses it serves another protocol on (the catcher's SMTP): any
+    /// port, every interface, and a route may go there.
+    pub other_listen_vars: &'static [&'static str],
     /// The paths it serves on its listen address that probes and scrapes may ask.
     pub routes: &'static [&'static str],
     /// Liveness, for the platform's health checks.
     pub health: &'static str,
-    /// Prometheus metrics.
-    pub metrics: &'static str,
+    /// Prometheus metrics, if it serves them.
+    pub metrics: Option<&'static str>,
+    /// Whether it exports traces and logs over OTLP (so every deployment must name the collector).
+    pub exports_otlp: bool,
     /// What it may still spend after the stop signal, one bound after the other.
     pub shutdown: &'static [Linked<Duration>],
 }
@@ -87,6 +92,7 @@ pub const API: Binary = Binary {
     listen_var: ampel_api::config::LISTEN_ADDR_VAR,
     default_listen_addr: linked!(ampel_api::config::DEFAULT_LISTEN_ADDR),
     metrics_listen_var: Some(ampel_api::config::METRICS_LISTEN_ADDR_VAR),
+    other_listen_vars: &[],
     routes: &[
         ampel_api::routes::HEALTH,
         ampel_api::routes::READY,
@@ -94,7 +100,8 @@ pub const API: Binary = Binary {
         ampel_api::routes::METRICS,
     ],
     health: ampel_api::routes::HEALTH,
-    metrics: ampel_api::routes::METRICS,
+    metrics: Some(ampel_api::routes::METRICS),
+    exports_otlp: true,
     shutdown: &[
         linked!(ampel_api::DRAIN_TIMEOUT),
         linked!(telemetry::FLUSH_TIMEOUT),
@@ -107,16 +114,35 @@ pub const WORKER: Binary = Binary {
     listen_var: ampel_worker::LISTEN_ADDR_VAR,
     default_listen_addr: linked!(ampel_worker::DEFAULT_LISTEN_ADDR),
     metrics_listen_var: None,
+    other_listen_vars: &[],
     routes: &[ampel_worker::http::HEALTH, ampel_worker::http::METRICS],
     health: ampel_worker::http::HEALTH,
-    metrics: ampel_worker::http::METRICS,
+    metrics: Some(ampel_worker::http::METRICS),
+    exports_otlp: true,
     shutdown: &[
         linked!(ampel_worker::provider::REQUEST_TIMEOUT),
         linked!(telemetry::FLUSH_TIMEOUT),
     ],
 };
 
-pub const ALL: [&Binary; 2] = [&API, &WORKER];
+// The local stand-in for PagerDuty, Slack and SMTP that compose's Alertmanager notifies. It runs
+// in compose and the e2e only: no Fly app deploys it (`deploy::preflight` expects the api's and
+// the worker's). Its list of notifications is all it serves on GET, so that is its liveness; it
+// holds nothing worth a drain, and exports no telemetry of its own.
+pub const ALERT_CATCHER: Binary = Binary {
+    name: "alert-catcher",
+    listen_var: alert_catcher::LISTEN_ADDR_VAR,
+    default_listen_addr: linked!(alert_catcher::DEFAULT_LISTEN_ADDR),
+    metrics_listen_var: None,
+    other_listen_vars: &[alert_catcher::SMTP_LISTEN_ADDR_VAR],
+    routes: &alert_catcher::NOTIFICATIONS_PATHS,
+    health: alert_catcher::NOTIFICATIONS_PATHS[0],
+    metrics: None,
+    exports_otlp: false,
+    shutdown: &[],
+};
+
+pub const ALL: [&Binary; 3] = [&API, &WORKER, &ALERT_CATCHER];
 
 /// The binary a Dockerfile ENTRYPOINT runs (`/usr/local/bin/ampel-api` runs ampel-api).
 pub fn running(program: &str) -> Option<&'static Binary> {
@@ -227,6 +253,7 @@ impl Binary {
         let read: Vec<&str> = [self.listen_var]
             .into_iter()
             .chain(self.metrics_listen_var)
+            .chain(self.other_listen_vars.iter().copied())
             .collect();
         for (var, value) in &deployment.env {
             if var.ends_with("_LISTEN_ADDR") && !read.contains(&var.as_str()) {
@@ -242,6 +269,9 @@ impl Binary {
         {
             return problems;
         }
+        let other_ports: Vec<u16> = (self.other_listen_vars.iter())
+            .filter_map(|var| self.port(deployment, var, &mut problems))
+            .collect();
         // Held to the default even when the address is off it (reported above): every other
         // place is then told the same port.
         let port = self.default_port();
@@ -260,7 +290,18 @@ impl Binary {
                     self.listen_var,
                     std::slice::from_ref(&self.health),
                 ),
-                Kind::Scrape => (metrics.0, metrics.1, std::slice::from_ref(&self.metrics)),
+                Kind::Scrape => match &self.metrics {
+                    Some(path) => (metrics.0, metrics.1, std::slice::from_ref(path)),
+                    None => {
+                        problems.extend(list.entries.iter().map(|entry| {
+                            entry.problem(format!(
+                                "{}: {}, but {name} serves no metrics; remove the target",
+                                list.section.value, entry.value
+                            ))
+                        }));
+                        continue;
+                    }
+                },
             };
             // An unusable metrics address is reported above.
             let Some(port) = port else { continue };
@@ -274,7 +315,13 @@ impl Binary {
             for entry in &list.entries {
                 let path = entry.value.path.as_deref();
                 let right_path = paths.is_empty() || path.is_some_and(|path| paths.contains(&path));
-                if entry.value.port != want.port || !right_path {
+                // Traffic may go to any port it listens on; probes and scrapes ask HTTP.
+                let other_port = list.kind == Kind::Route
+                    && entry
+                        .value
+                        .port
+                        .is_some_and(|port| other_ports.contains(&port));
+                if (entry.value.port != want.port && !other_port) || !right_path {
                     let serves = if paths.is_empty() {
                         "HTTP".into()
                     } else {
@@ -329,6 +376,64 @@ impl Binary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The catcher's SMTP address is one it reads and may take traffic, held to every
+    /// interface like its HTTP one; it serves no metrics, so a scrape of it is wrong.
+    #[test]
+    fn other_listen_addresses_and_no_metrics() {
+        let at = |value: &str| Stated::new(value.to_owned(), "Dockerfile", Some(1));
+        let route = |port| Stated::new(Request::new(Some(port), None), "Dockerfile", Some(2));
+        let deployment = |smtp: &str, routes: Vec<u16>, scrapes: Vec<u16>| Deployment {
+            name: "stage alert-catcher".into(),
+            program: Some(at("/usr/local/bin/alert-catcher")),
+            env: BTreeMap::from([
+                (alert_catcher::LISTEN_ADDR_VAR.into(), at("0.0.0.0:9095")),
+                (alert_catcher::SMTP_LISTEN_ADDR_VAR.into(), at(smtp)),
+            ]),
+            lists: vec![
+                Listed::new(
+                    Kind::Route,
+                    at("EXPOSE"),
+                    routes.into_iter().map(route).collect(),
+                ),
+                Listed::new(
+                    Kind::Scrape,
+                    at("scrape_configs"),
+                    (scrapes.into_iter())
+                        .map(|port| {
+                            Stated::new(Request::new(Some(port), Some("/metrics")), "p", None)
+                        })
+                        .collect(),
+                ),
+            ],
+            ..Deployment::default()
+        };
+        let messages = |deployment| -> Vec<String> {
+            (ALERT_CATCHER.problems(&deployment).into_iter())
+                .map(|problem| problem.message)
+                .collect()
+        };
+        assert_eq!(
+            messages(deployment("0.0.0.0:2525", vec![9095, 2525], vec![])),
+            Vec::<String>::new()
+        );
+        let found = messages(deployment("127.0.0.1:2525", vec![2526], vec![9095]));
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with(
+                "ALERT_CATCHER_SMTP_LISTEN_ADDR=\"127.0.0.1:2525\" binds one interface"
+            ),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("EXPOSE: port 2526, but alert-catcher serves HTTP on port 9095"),
+            "{found:#?}"
+        );
+        assert_eq!(
+            found[2],
+            "scrape_configs: port 9095, path /metrics, but alert-catcher serves no metrics; remove the target"
+        );
+    }
 
     /// Every default is an address, and a message names the constant next to its value.
     #[test]

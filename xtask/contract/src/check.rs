@@ -11,9 +11,11 @@
 //! files themselves), `promql.rs` (expressions and metric names), `grafana.rs` (data sources),
 //! `alerts.rs` (labels, annotations, runbook anchors, tests), `wiring.rs` (ports and paths across
 //! files), `promtool.rs` (Prometheus' own checks, when promtool is installed), `otelcol.rs` (the
-//! collector's `validate`, when a collector binary is at hand). `sources.rs` reads
+//! collector's `validate`, when a collector binary is at hand), `alertmanager.rs` (amtool's
+//! `check-config` and a routing test per severity, when amtool is installed). `sources.rs` reads
 //! the files once; each rule gets them as text, so its tests feed it small inline fixtures.
 
+mod alertmanager;
 mod alerts;
 mod compose;
 mod grafana;
@@ -83,6 +85,13 @@ pub fn run() -> anyhow::Result<()> {
             "check: promtool not on PATH, skipping `promtool check`/`test rules` (Debian: apt-get install prometheus)"
         ),
     }
+    match alertmanager::problems(&root) {
+        Some(found) => problems.extend(found),
+        None => eprintln!(
+            "check: amtool not on PATH, skipping `amtool check-config` and the routing tests of {} (Debian: apt-get install prometheus-alertmanager)",
+            alertmanager::TEMPLATE
+        ),
+    }
     match otelcol::problems(&root) {
         Some(found) => problems.extend(found),
         None => eprintln!(
@@ -116,6 +125,7 @@ fn check() {
     let mut problems = problems(&root);
     problems.extend(promtool::problems(&root).unwrap_or_default());
     problems.extend(otelcol::problems(&root).unwrap_or_default());
+    problems.extend(alertmanager::problems(&root).unwrap_or_default());
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         panic!(

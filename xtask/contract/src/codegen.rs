@@ -1,14 +1,15 @@
-//! `cargo xtask codegen`: writes the files that are generated from code, today `docs/metrics.md`
-//! from the metric families the binaries declare (`EXPORTED_METRIC_FAMILIES` of `ampel-api` and
-//! `ampel-worker`).
+//! `cargo xtask codegen`: writes the files that are generated from code: `docs/metrics.md` from
+//! the metric families the binaries declare (`EXPORTED_METRIC_FAMILIES` of `ampel-api` and
+//! `ampel-worker`), and the SLO rules and dashboard from `observability/slo.yaml` (`slo.rs`).
 //!
 //! ```text
 //! cargo xtask codegen [--check]
 //! ```
 //!
-//! Like rust-analyzer's `ensure_file_contents`: the `metrics_doc_is_fresh` test regenerates the
-//! file and fails when it differs, writing the new one (except under `CI`), so a declaration
-//! changed without `cargo xtask codegen` cannot pass `cargo test`.
+//! Like rust-analyzer's `ensure_file_contents`: the `metrics_doc_is_fresh` test (and
+//! `slo_files_are_fresh` in `slo.rs`) regenerates the files and fails when one differs, writing
+//! the new one (except under `CI`), so a declaration or spec changed without `cargo xtask
+//! codegen` cannot pass `cargo test`.
 
 use std::fmt::Write as _;
 
@@ -143,7 +144,7 @@ The compose stack adds the standard metrics of `postgres_exporter` (`pg_up`,\n\
 `pg_stat_database_numbackends`, `pg_settings_max_connections`, ...) and `redis_exporter`\n\
 (`redis_up`, `redis_connected_clients`, `redis_config_maxclients`, ...), and Prometheus' own `up`\n\
 per scrape target. `cargo xtask check` knows the ones rules and dashboards may use\n\
-(`EXPORTER_METRICS` in `xtask/contract/src/check/promql.rs`).\n",
+(`EXPORTER_METRICS` in `xtask/src/queries.rs`).\n",
     );
     Ok(doc)
 }
@@ -153,49 +154,61 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
-/// Whether `docs/metrics.md` holds what the declarations generate; when not and `write`, it is
-/// rewritten.
-fn up_to_date(write: bool) -> anyhow::Result<bool> {
-    let file = xtask::util::project_root().join(METRICS_DOC);
-    let contents = metrics_doc()?;
-    let current = match std::fs::read_to_string(&file) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-        read => read.with_context(|| format!("read {METRICS_DOC}"))?,
-    };
-    let fresh = current == contents;
-    if !fresh && write {
-        std::fs::write(&file, contents).with_context(|| format!("write {METRICS_DOC}"))?;
+/// Of `files` (name and contents), those on disk that differ; when `write`, they are rewritten.
+fn stale(files: Vec<(&'static str, String)>, write: bool) -> anyhow::Result<Vec<&'static str>> {
+    let mut stale = Vec::new();
+    for (name, contents) in files {
+        let file = xtask::util::project_root().join(name);
+        let current = match std::fs::read_to_string(&file) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            read => read.with_context(|| format!("read {name}"))?,
+        };
+        if current != contents {
+            stale.push(name);
+            if write {
+                std::fs::write(&file, contents).with_context(|| format!("write {name}"))?;
+            }
+        }
     }
-    Ok(fresh)
+    Ok(stale)
 }
 
 impl crate::Run for flags::Codegen {
     fn run(self) -> anyhow::Result<()> {
-        let fresh = up_to_date(!self.check)?;
+        let mut files = vec![(METRICS_DOC, metrics_doc()?)];
+        files.extend(crate::slo::generated()?);
+        let stale = stale(files, !self.check)?;
         anyhow::ensure!(
-            fresh || !self.check,
-            "{METRICS_DOC} not what the code declares: run `cargo xtask codegen` and commit the result"
+            stale.is_empty() || !self.check,
+            "{} not what its source declares: run `cargo xtask codegen` and commit the result",
+            stale.join(", ")
         );
-        if !fresh {
-            eprintln!("codegen: wrote {METRICS_DOC}");
+        for file in stale {
+            eprintln!("codegen: wrote {file}");
         }
         Ok(())
     }
 }
 
-/// rust-analyzer's `ensure_file_contents`: a generated file that is not what the declarations
-/// say fails the test and is rewritten so the next run passes, except under `CI`, where `cargo
-/// test` must not change files.
-#[test]
-fn metrics_doc_is_fresh() {
+/// rust-analyzer's `ensure_file_contents`: generated files that are not what their source says
+/// fail the test and are rewritten so the next run passes, except under `CI`, where `cargo test`
+/// must not change files.
+#[cfg(test)]
+pub(crate) fn assert_fresh(files: anyhow::Result<Vec<(&'static str, String)>>) {
     let under_ci = std::env::var_os("CI").is_some();
     let what_next = if under_ci {
-        "is not what the code declares: run `cargo xtask codegen` and commit it"
+        "not what its source declares: run `cargo xtask codegen` and commit it"
     } else {
-        "was not what the code declares and has been rewritten: commit it, then test again"
+        "not what its source declares and rewritten: commit it, then test again"
     };
-    let fresh = up_to_date(!under_ci).expect("generate docs/metrics.md");
-    assert!(fresh, "{METRICS_DOC} {what_next}");
+    let stale = stale(files.expect("generate the files"), !under_ci).expect("compare the files");
+    assert!(stale.is_empty(), "{} {what_next}", stale.join(", "));
+}
+
+/// `docs/metrics.md` is what the declarations generate.
+#[test]
+fn metrics_doc_is_fresh() {
+    assert_fresh(metrics_doc().map(|doc| vec![(METRICS_DOC, doc)]));
 }
 
 /// Families every binary exports are listed once, with both binaries; two declarations of one

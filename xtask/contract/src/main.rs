@@ -13,6 +13,7 @@ mod check;
 mod codegen;
 mod deploy;
 mod problem;
+mod slo;
 
 use clap::Parser as _;
 use xtask::{flags, util};

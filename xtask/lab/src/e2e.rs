@@ -11,10 +11,13 @@
 //! runs the checks, each polled with a deadline (`otel_testkit::eventually`) through the kit's
 //! clients behind its `TraceStore` and `LogStore` traits.
 
+mod alerts;
 pub(crate) mod apps;
 #[cfg(test)]
 mod bad_input;
+mod compress;
 pub(crate) mod no_loss;
+mod panels;
 #[cfg(test)]
 mod sampling;
 mod scenario;
@@ -35,6 +38,9 @@ impl crate::Run for flags::E2e {
         let runtime = tokio::runtime::Runtime::new().context("start the Tokio runtime")?;
         if self.no_loss {
             return runtime.block_on(no_loss::run(&self));
+        }
+        if self.alerts {
+            return runtime.block_on(alerts::run(&self, self.rounds));
         }
         runtime.block_on(async {
             let report = run_all(&self, &[("e2e", self.broken)]).await?.remove(0)?;

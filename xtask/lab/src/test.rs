@@ -1,5 +1,6 @@
 //! `cargo xtask test`: every test of the workspace against real PostgreSQL and Redis, then the
-//! e2e and the no-loss tests (`cargo xtask e2e --no-loss`). The README's test command.
+//! e2e, the no-loss tests (`cargo xtask e2e --no-loss`) and the live alert test (`--alerts`).
+//! The README's test command.
 
 use anyhow::Context as _;
 
@@ -45,15 +46,18 @@ impl crate::Run for flags::Test {
             return Ok(());
         }
         drop(runtime);
-        // The e2e, then the no-loss tests, each on a stack of its own.
-        let e2e = |no_loss| flags::E2e {
+        // The e2e, the no-loss tests and the live alert test, each on a stack of its own.
+        let e2e = |no_loss, alerts| flags::E2e {
             traces: self.traces,
             logs: self.logs,
             keep: false,
             no_loss,
+            alerts,
+            rounds: flags::ALERT_ROUNDS,
             broken: None,
         };
-        e2e(false).run()?;
-        e2e(true).run()
+        e2e(false, false).run()?;
+        e2e(true, false).run()?;
+        e2e(false, true).run()
     }
 }

@@ -12,3 +12,5 @@ pub const READY: &str = "/ready";
 pub const VERSION: &str = "/version";
 /// Prometheus metrics ([`crate::metrics_app`]).
 pub const METRICS: &str = "/metrics";
+/// The followed repositories: list (reads PostgreSQL) and follow.
+pub const REPOSITORIES: &str = "/api/repositories";

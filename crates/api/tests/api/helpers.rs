@@ -91,12 +91,13 @@ pub async fn spawn_app_with(db: store::PgPool) -> TestApp {
     init_telemetry();
     let queue = format!("ampel-test:{}", uuid::Uuid::new_v4());
     let (jobs_queue, redis) = jobs::open(&env("REDIS_URL"), &queue).await.unwrap();
+    let metrics_app = ampel_api::metrics_app(db.clone());
     let app = ampel_api::app(AppState {
         db,
         queue: jobs_queue,
         redis: redis.clone(),
     })
-    .merge(ampel_api::metrics_app());
+    .merge(metrics_app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(ampel_api::serve(listener, app, std::future::pending()));

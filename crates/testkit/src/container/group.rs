@@ -99,6 +99,32 @@ impl Group {
         Ok(group)
     }
 
+    /// Starts one more member, on the group's network if it has one, and waits until it is
+    /// ready: for a container whose settings need the others' addresses (the host's gateway).
+    pub async fn add(
+        &mut self,
+        name: impl Into<String>,
+        spec: ContainerSpec,
+    ) -> anyhow::Result<()> {
+        let name = name.into();
+        anyhow::ensure!(
+            self.get(&name).is_none(),
+            "the group already has a member {name:?}"
+        );
+        let spec = match &self.network {
+            Some(network) => spec.network(network, &name),
+            None => spec,
+        };
+        let since = Instant::now();
+        eprintln!("starting {name} ({})", spec.image());
+        let running = start(&spec)
+            .await
+            .with_context(|| format!("start {name}"))?;
+        eprintln!("{name} ready in {:.1}s", since.elapsed().as_secs_f64());
+        self.members.push((name, running));
+        Ok(())
+    }
+
     /// The container started as `name`.
     pub fn get(&self, name: &str) -> Option<&Running> {
         self.members
@@ -338,9 +364,13 @@ mod tests {
             .unwrap_or_default();
         let podman = podman.iter().any(|part| part.name.contains("Podman"));
         let spec = || prometheus::spec(&image).name_prefix("otel-testkit-restart");
-        let mut group = Group::start_on_network([("metrics", spec()), ("peer", spec())])
+        // The peer joins later (`add`) and reaches the first member by name all the same.
+        let mut group = Group::start_on_network([("metrics", spec())])
             .await
             .unwrap();
+        group.add("peer", spec()).await.unwrap();
+        let twice = group.add("peer", spec()).await.unwrap_err().to_string();
+        assert!(twice.contains("already has a member \"peer\""), "{twice}");
         let network = group.network().unwrap().to_owned();
         resolve(&group).await;
         let url = group.url("metrics", prometheus::API_PORT).unwrap();

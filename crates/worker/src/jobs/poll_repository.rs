@@ -4,12 +4,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId};
+use telemetry::{Label, MetricFamily};
 use tracing::Instrument as _;
 
 use super::{
     JOB_TYPE, JobError, STATUS, WORKER_JOB_DURATION_SECONDS, WORKER_JOBS_ACTIVE, WORKER_JOBS_TOTAL,
 };
 use crate::Context;
+
+/// `state`: the pull request's state as the provider reported it.
+const STATE: Label = Label::one_of("state", store::PullRequestState::NAMES);
+
+pub const PULL_REQUESTS_STORED_TOTAL: MetricFamily = MetricFamily::counter(
+    "pull_requests_stored_total",
+    "Pull requests written to PostgreSQL by a successful poll, by their state. A pull request is counted at each poll that stores it again. The worker asks for open pull requests only, so `closed` (which includes merged ones) stays at 0 until it asks for more.",
+    &[STATE],
+);
 
 /// The apalis handler. Failed attempts are retried by the queue (with a growing delay) until
 /// `JOB_MAX_ATTEMPTS`; the last failure aborts the job, which the queue keeps in its dead set.
@@ -73,6 +83,10 @@ async fn run(context: &Context, job: &jobs::PollRepository) -> anyhow::Result<()
         .pull_requests(&job.owner, &job.name)
         .await?;
     store::store_poll(&context.db, job.repository_id, &pull_requests).await?;
+    for pr in &pull_requests {
+        metrics::counter!(PULL_REQUESTS_STORED_TOTAL.name, STATE.name => pr.state.as_str())
+            .increment(1);
+    }
     tracing::info!(pull_requests = pull_requests.len(), "pull requests stored");
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use fake_github::{FakeGithub, Mode};
 use otel_testkit::eventually;
 
-use crate::helpers::spawn_stack;
+use crate::helpers::{sample, spawn_stack};
 
 /// Create -> poll -> the worker fetches from the provider -> pull requests stored and served;
 /// the provider saw the request's trace id in `traceparent`; the worker's JSON log lines carry
@@ -72,9 +72,28 @@ async fn poll_flows_from_api_to_worker_with_one_trace() -> anyhow::Result<()> {
     ] {
         assert!(metrics.contains(family), "missing {family} in\n{metrics}");
     }
-    // The queue depth is sampled every few seconds, so its family may show up a little later.
+    for (series, value) in [
+        (r#"pull_requests_stored_total{state="open"}"#, 2.0),
+        (r#"pull_requests_stored_total{state="closed"}"#, 0.0),
+        (
+            r#"db_queries_total{operation="upsert_pull_request",status="success"}"#,
+            2.0,
+        ),
+        (
+            r#"db_errors_total{operation="upsert_pull_request",kind="constraint"}"#,
+            0.0,
+        ),
+    ] {
+        assert_eq!(
+            sample(&metrics, series),
+            Some(value),
+            "{series} in\n{metrics}"
+        );
+    }
+    // The queue depth and the stored pull requests are sampled every few seconds, so their
+    // families may show up, and catch up with the poll, a little later.
     eventually(
-        "the scrape holds exactly the worker's declared families (ampel_worker::EXPORTED_METRIC_FAMILIES)",
+        "the scrape holds exactly the worker's declared families (ampel_worker::EXPORTED_METRIC_FAMILIES), the open pull requests and a poll lag under a minute",
         Instant::now(),
         Duration::from_secs(15),
         || async {
@@ -84,6 +103,17 @@ async fn poll_flows_from_api_to_worker_with_one_trace() -> anyhow::Result<()> {
                 &metrics,
             );
             anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
+            let open = sample(&metrics, r#"pull_requests_open{provider="github"}"#);
+            let lag = sample(&metrics, "repositories_poll_lag_max_seconds");
+            anyhow::ensure!(
+                open == Some(2.0) && lag.is_some_and(|lag| lag < 60.0),
+                "open {open:?}, lag {lag:?}:\n{metrics}"
+            );
+            anyhow::ensure!(
+                sample(&metrics, r#"db_pool_connections{state="idle"}"#)
+                    .is_some_and(|idle| idle >= 1.0),
+                "no idle pooled connection:\n{metrics}"
+            );
             Ok(())
         },
     )

@@ -41,12 +41,13 @@ pub async fn spawn_stack() -> Stack {
         .unwrap();
     let queue = format!("ampel-test:{}", uuid::Uuid::new_v4());
     let (jobs_queue, redis) = jobs::open(&env("REDIS_URL"), &queue).await.unwrap();
+    let metrics_app = ampel_api::metrics_app(db.clone());
     let app = ampel_api::app(ampel_api::AppState {
         db,
         queue: jobs_queue,
         redis: redis.clone(),
     })
-    .merge(ampel_api::metrics_app());
+    .merge(metrics_app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(ampel_api::serve(listener, app, std::future::pending()));

@@ -1,56 +1,28 @@
-//! Rules on the alerting rules: each file parses; each alert has `labels.severity` (`critical` or
-//! `warning`), `annotations.summary`, `description` and `runbook_url`; the runbook URL is
+//! Rules on the alerting rules: each file parses; each alert has `labels.severity` (`critical`,
+//! `warning` or `info`), `labels.service`, `annotations.summary`, `description` and `runbook_url`; the runbook URL is
 //! `observability/RUNBOOK.md#<anchor>` and that heading exists; a promtool test names the alert.
 //! promtool (`promtool.rs`) checks the files' schema again and runs the tests.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Deserialize;
+use xtask::queries::{RULES, Rule, RuleFile};
 
 use super::{Problem, Sources};
 
-const RULES: &str = "observability/prometheus/rules";
 const TESTS: &str = "observability/prometheus/tests";
 const RUNBOOK: &str = "observability/RUNBOOK.md";
-const SEVERITIES: [&str; 2] = ["critical", "warning"];
 const ANNOTATIONS: [&str; 3] = ["summary", "description", "runbook_url"];
 
-/// A Prometheus rule file.
-#[derive(Debug, Deserialize)]
-pub struct RuleFile {
-    pub groups: Vec<Group>,
+/// `alert X` or `record X`, and the line of `text` that names the rule.
+fn name(rule: &Rule, text: &str) -> (String, Option<usize>) {
+    let (kind, name) = rule.kind_and_name();
+    (format!("{kind} {name}"), line(kind, name, text))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct Group {
-    #[serde(default)]
-    pub rules: Vec<Rule>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Rule {
-    pub alert: Option<String>,
-    pub record: Option<String>,
-    pub expr: Option<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-}
-
-impl Rule {
-    /// `alert X` or `record X`, and the line of `text` that names the rule.
-    pub fn name(&self, text: &str) -> (String, Option<usize>) {
-        let (kind, name) = match (&self.alert, &self.record) {
-            (Some(alert), _) => ("alert", alert.as_str()),
-            (None, Some(record)) => ("record", record.as_str()),
-            (None, None) => ("rule", "without a name"),
-        };
-        (
-            format!("{kind} {name}"),
-            super::line_of(text, &format!("{kind}: {name}")),
-        )
-    }
+/// The line of rule file `text` that names rule `name` of `kind` (`alert` or `record`).
+pub fn line(kind: &str, name: &str, text: &str) -> Option<usize> {
+    super::line_of(text, &format!("{kind}: {name}"))
 }
 
 /// A promtool test file, as far as it names alerts.
@@ -72,12 +44,12 @@ struct AlertTest {
 }
 
 /// Each rule file with its text, parsed.
-pub fn rule_files(
+fn rule_files(
     sources: &Sources,
 ) -> impl Iterator<Item = (&str, &str, serde_yaml::Result<RuleFile>)> {
     sources
         .in_folder(RULES, &[".yml", ".yaml"])
-        .map(|(file, text)| (file, text, serde_yaml::from_str(text)))
+        .map(|(file, text)| (file, text, RuleFile::parse(text)))
 }
 
 pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
@@ -102,17 +74,32 @@ pub fn check(sources: &Sources, problems: &mut Vec<Problem>) {
                 continue;
             }
         };
-        for rule in rules.groups.iter().flat_map(|group| &group.rules) {
+        for rule in rules.rules() {
             let Some(alert) = &rule.alert else { continue };
-            let (what, line) = rule.name(text);
+            let (what, line) = name(rule, text);
             let mut report = |message: String| {
                 problems.push(Problem::new(file, line, format!("{what}: {message}")))
             };
-            match rule.labels.get("severity") {
-                Some(severity) if SEVERITIES.contains(&severity.as_str()) => {}
+            // The severities are those Alertmanager routes (check/alertmanager.rs).
+            let severities: Vec<&str> = super::alertmanager::DESTINATIONS
+                .iter()
+                .map(|destination| destination.severity)
+                .collect();
+            match rule.labels.get(super::alertmanager::SEVERITY_LABEL) {
+                Some(severity) if severities.contains(&severity.as_str()) => {}
                 other => report(format!(
-                    "labels.severity is {other:?}; set it to one of {SEVERITIES:?}"
+                    "labels.severity is {other:?}; set it to one of {severities:?}"
                 )),
+            }
+            let service = super::alertmanager::SERVICE_LABEL;
+            if rule
+                .labels
+                .get(service)
+                .is_none_or(|value| value.trim().is_empty())
+            {
+                report(format!(
+                    "labels.{service} is missing; set it to the failing service (api, worker, postgres, redis, or \"{{{{ $labels.job }}}}\"): Alertmanager groups and inhibits by it"
+                ));
             }
             for key in ANNOTATIONS {
                 if rule
@@ -188,6 +175,7 @@ mod tests {
         expr: up == 0
         labels:
           severity: critical
+          service: \"{{ $labels.job }}\"
         annotations:
           summary: down
           description: it is down
@@ -207,6 +195,7 @@ mod tests {
         let edits = [
             (AT, FIXTURE[0].1, "groups: 3\n"),
             (AT, "critical", "page"),
+            (AT, "          service: \"{{ $labels.job }}\"\n", ""),
             (AT, "          summary: down\n", ""),
             (RUNBOOK, "## TargetDown", "## Target Down"),
             (AT, "url: observability/", "url: https://wiki/"),
@@ -217,7 +206,8 @@ mod tests {
             found,
             [
                 "observability/prometheus/rules/targets.yml:1: not a Prometheus rule file (groups: invalid type: integer `3`, expected a sequence at line 1 column 9); fix the YAML",
-                "observability/prometheus/rules/targets.yml:4: alert TargetDown: labels.severity is Some(\"page\"); set it to one of [\"critical\", \"warning\"]",
+                "observability/prometheus/rules/targets.yml:4: alert TargetDown: labels.severity is Some(\"page\"); set it to one of [\"critical\", \"warning\", \"info\"]",
+                "observability/prometheus/rules/targets.yml:4: alert TargetDown: labels.service is missing; set it to the failing service (api, worker, postgres, redis, or \"{{ $labels.job }}\"): Alertmanager groups and inhibits by it",
                 "observability/prometheus/rules/targets.yml:4: alert TargetDown: annotations.summary is missing; add it",
                 "observability/prometheus/rules/targets.yml:4: alert TargetDown: runbook_url points at #targetdown, which is no heading of observability/RUNBOOK.md; add a section \"## TargetDown\" there (anchor #targetdown)",
                 "observability/prometheus/rules/targets.yml:4: alert TargetDown: runbook_url \"https://wiki/RUNBOOK.md#targetdown\" is not observability/RUNBOOK.md#<anchor>; point it at the alert's section there",

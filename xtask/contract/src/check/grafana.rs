@@ -1,16 +1,14 @@
 //! Rules on Grafana: the data-source provisioning files and the dashboards parse, and every data
-//! source a dashboard names by uid is provisioned. [`dashboards`] also gives the PromQL rules
-//! each dashboard's queries.
+//! source a dashboard names by uid is provisioned.
 
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
-use serde_json::Value;
+use xtask::queries::{DASHBOARDS, Dashboard};
 
 use super::{Problem, Sources};
 
 const DATASOURCES: &str = "observability/grafana/provisioning/datasources";
-const DASHBOARDS: &str = "observability/grafana/dashboards";
 
 /// Uids Grafana defines itself.
 const BUILT_IN: [&str; 4] = ["-- Grafana --", "-- Mixed --", "-- Dashboard --", "grafana"];
@@ -28,58 +26,13 @@ pub struct Datasource {
     pub url: Option<String>,
 }
 
-/// What the rules read of a dashboard, whatever panel or row nests it.
-#[derive(Debug, Default)]
-pub struct Dashboard {
-    /// Each query's `expr`, with the title of the panel around it.
-    pub exprs: Vec<(String, String)>,
-    /// The uid of every `"datasource"`: `{"type": …, "uid": …}` or a bare uid string.
-    uids: BTreeSet<String>,
-}
-
-impl Dashboard {
-    fn walk(&mut self, json: &Value, title: &str) {
-        match json {
-            Value::Object(object) => {
-                let title = object.get("title").and_then(Value::as_str).unwrap_or(title);
-                for (key, value) in object {
-                    match (key.as_str(), value) {
-                        ("expr", Value::String(expr)) => {
-                            self.exprs.push((title.to_owned(), expr.clone()));
-                        }
-                        ("datasource", Value::String(uid)) => {
-                            self.uids.insert(uid.clone());
-                        }
-                        ("datasource", Value::Object(reference)) => self.uids.extend(
-                            reference
-                                .get("uid")
-                                .and_then(Value::as_str)
-                                .map(str::to_owned),
-                        ),
-                        _ => self.walk(value, title),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|item| self.walk(item, title)),
-            _ => {}
-        }
-    }
-}
-
 /// Each dashboard with its text, read.
-pub fn dashboards(
+fn dashboards(
     sources: &Sources,
 ) -> impl Iterator<Item = (&str, &str, serde_json::Result<Dashboard>)> {
     sources
         .in_folder(DASHBOARDS, &[".json"])
-        .map(|(file, text)| {
-            let dashboard = serde_json::from_str(text).map(|json| {
-                let mut dashboard = Dashboard::default();
-                dashboard.walk(&json, "");
-                dashboard
-            });
-            (file, text, dashboard)
-        })
+        .map(|(file, text)| (file, text, Dashboard::parse(text)))
 }
 
 /// Every provisioned data source, with its file and that file's text.

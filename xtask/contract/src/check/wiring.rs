@@ -108,16 +108,17 @@ const OTLP_ENDPOINTS: [&str; 3] = [
     "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
 ];
 
-/// Every app exports to the collector, in each compose file that sets its endpoints, and sets at
-/// least one endpoint once the files are merged: a store named there would skip the collector's
-/// queue and retries.
+/// Every app that exports telemetry exports to the collector, in each compose file that sets its
+/// endpoints, and sets at least one endpoint once the files are merged: a store named there would
+/// skip the collector's queue and retries.
 fn check_export(
     sources: &Sources,
     model: &ComposeFile,
     apps: &[(String, &Binary, Deployment)],
     problems: &mut Vec<Problem>,
 ) {
-    for (name, ..) in apps {
+    let exporting = apps.iter().filter(|(_, binary, _)| binary.exports_otlp);
+    for (name, ..) in exporting {
         for file in [MAIN, xtask::compose::PEERS] {
             let Some(text) = sources.get(file) else {
                 continue;
@@ -515,7 +516,7 @@ mod tests {
             (&[(port_only.0, port_only.1, &port_only.2)], &["compose/compose.yaml:8: API_LISTEN_ADDR=\"8080\" is not an address like 0.0.0.0:8080; fix it"]),
             (&[(unknown.0, unknown.1, &unknown.2)], &["compose/compose.yaml:8: APP_LISTEN_ADDR is not read by ampel-api, which listens on API_LISTEN_ADDR and API_METRICS_LISTEN_ADDR; fix the variable's name"]),
             (&[(MAIN, "target: api$", "target: apx$")], &["compose/compose.yaml:6: Dockerfile has no stage `AS apx`; add it or change this build target"]),
-            (&[(DOCKERFILE, "bin/ampel-api", "bin/sh")], &["compose/compose.yaml:6: service api builds stage api, which runs Some(\"/usr/local/bin/sh\"), none of ampel-api, ampel-worker; fix its build target"]),
+            (&[(DOCKERFILE, "bin/ampel-api", "bin/sh")], &["compose/compose.yaml:6: service api builds stage api, which runs Some(\"/usr/local/bin/sh\"), none of ampel-api, ampel-worker, alert-catcher; fix its build target"]),
             (&[(MAIN, "127.0.0.1:8080:8080", "127.0.0.1:8080:80")], &["compose/compose.yaml:10: service api's ports: port 80, but ampel-api serves HTTP on port 8080 (API_LISTEN_ADDR); use port 8080"]),
             (&[(MAIN, "8080/ready", "8080/readyz")], &["compose/compose.yaml:12: service api's healthcheck: port 8080, path /readyz, but ampel-api serves /health, /ready, /version, /metrics on port 8080 (API_LISTEN_ADDR); use port 8080, path /health"]),
             (&[(MAIN, "127.0.0.1:8080/ready", "127.0.0.1:8081/ready")], &["compose/compose.yaml:12: service api's healthcheck: port 8081, path /ready, but"]),
@@ -546,7 +547,7 @@ mod tests {
         );
     }
 
-    /// On the real repository the rules find both apps and the binaries behind them (a rule
+    /// On the real repository the rules find every app and the binary behind it (a rule
     /// that found nothing would pass without checking anything).
     #[test]
     fn real_repository_apps() {
@@ -557,7 +558,14 @@ mod tests {
             .iter()
             .map(|(service, binary, _)| (service.as_str(), binary.name))
             .collect();
-        assert_eq!(found, [("api", "ampel-api"), ("worker", "ampel-worker")]);
+        assert_eq!(
+            found,
+            [
+                ("alert-catcher", "alert-catcher"),
+                ("api", "ampel-api"),
+                ("worker", "ampel-worker")
+            ]
+        );
     }
 
     /// URLs with credentials and paths are split correctly.

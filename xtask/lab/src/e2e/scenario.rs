@@ -165,14 +165,19 @@ pub async fn run(
     // scraped the api first) but runs alongside the trace and log checks: a run then takes about
     // one deadline even when a check fails.
     let checker = Checker { stack, run };
+    // The dashboards' and rules' queries run before the flush stops the api, in unbroken runs.
     let metrics_then_flush = async {
         let metrics = checker.metrics(done).await;
+        let panels = match broken {
+            None => Some(super::panels::check(&stack.prometheus, done).await),
+            Some(_) => None,
+        };
         let pull_the_plug = broken == Some(Signal::Flush);
         let flush = checker.flush(&mut api, &http, &pulls_url, pull_the_plug);
-        (metrics, flush.await)
+        (metrics, panels, flush.await)
     };
     let poll_trace = format!("trace {trace_id}");
-    let ((metrics, flush), traces, logs, exemplars) = tokio::join!(
+    let ((metrics, panels, flush), traces, logs, exemplars) = tokio::join!(
         metrics_then_flush,
         checker.trace(Signal::Traces, &poll_trace, &trace_id, done, poll_chain),
         checker.logs(&trace_id, done),
@@ -182,7 +187,10 @@ pub async fn run(
     worker.stop(EXIT_DEADLINE).await?;
     Ok(Report {
         title: format!("e2e run {run}"),
-        checks: vec![metrics, traces, logs, flush, exemplars],
+        checks: [metrics, traces, logs, flush, exemplars]
+            .into_iter()
+            .chain(panels)
+            .collect(),
     })
 }
 

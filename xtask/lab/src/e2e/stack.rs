@@ -24,6 +24,7 @@ const PROMETHEUS_CONFIG: &str = "observability/prometheus/prometheus.yml";
 const PROMETHEUS_RULES: &str = "observability/prometheus/rules";
 /// The compose service names of the parts the e2e queries.
 const PROMETHEUS: &str = "prometheus";
+pub(super) const ALERTMANAGER: &str = "alertmanager";
 const DATASTORES: [&str; 2] = ["postgres", "redis"];
 /// The collector's settings that name a store, and which store each names.
 const COLLECTOR_TRACES: &str = "OTELCOL_TRACES_ENDPOINT";
@@ -64,6 +65,16 @@ fn services(traces: TraceBackend, logs: LogBackend) -> [&'static str; 6] {
     [postgres, redis, PROMETHEUS, traces, logs, COLLECTOR]
 }
 
+/// How fast the stack's Prometheus runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// As observability/ configures it.
+    Shipped,
+    /// Scraping and evaluating every second, the rules' windows and `for:` divided by the scale
+    /// (`compress.rs`): for the live alert test.
+    Compressed(u32),
+}
+
 /// The running backends and how to reach them.
 pub struct Stack {
     containers: Group,
@@ -97,17 +108,28 @@ impl Stack {
 
     /// Starts every container at once and waits until each is ready.
     pub async fn start(traces: TraceBackend, logs: LogBackend) -> anyhow::Result<Self> {
+        Self::start_with(traces, logs, Clock::Shipped).await
+    }
+
+    /// [`Stack::start`] with Prometheus on the given clock.
+    pub async fn start_with(
+        traces: TraceBackend,
+        logs: LogBackend,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         let model = Variant::Peers.model()?;
         let root = xtask::util::project_root();
-        let template = std::fs::read_to_string(root.join(PROMETHEUS_CONFIG))
+        let mut template = std::fs::read_to_string(root.join(PROMETHEUS_CONFIG))
             .with_context(|| format!("read {PROMETHEUS_CONFIG}"))?;
+        if let Clock::Compressed(_) = clock {
+            template = every_second(&template)
+                .with_context(|| format!("set the intervals of {PROMETHEUS_CONFIG}"))?;
+        }
         let scrape =
             ScrapeConfig::new(&template, &[PROMETHEUS], &["api", "worker"]).with_context(|| {
                 format!("derive Prometheus' configuration from {PROMETHEUS_CONFIG}")
             })?;
-        scrape
-            .dir()
-            .copy_files(&root.join(PROMETHEUS_RULES), "rules")
+        copy_rules(&scrape, &root.join(PROMETHEUS_RULES), clock)
             .with_context(|| format!("copy {PROMETHEUS_RULES}"))?;
         let mut specs = Vec::new();
         for name in services(traces, logs) {
@@ -146,6 +168,31 @@ impl Stack {
             prometheus,
             scrape,
         })
+    }
+
+    /// Starts Alertmanager as compose runs it, with `env` laid over compose's environment (its
+    /// receivers and timings), and returns the URL of its API.
+    pub async fn add_alertmanager(&mut self, env: &[(&str, String)]) -> anyhow::Result<String> {
+        let service = find(&self.model, ALERTMANAGER)?;
+        let mut spec = spec(&self.model, ALERTMANAGER, true)?;
+        for (key, value) in env {
+            // A variable compose does not set would be ignored: it was renamed, say.
+            anyhow::ensure!(
+                service.environment.contains_key(*key),
+                "compose's {ALERTMANAGER} service sets no {key}"
+            );
+            spec = spec.env(*key, value);
+        }
+        let port = service
+            .published_ports()?
+            .first()
+            .map(|port| port.container)
+            .with_context(|| format!("compose/ publishes no port of {ALERTMANAGER}"))?;
+        self.containers.add(ALERTMANAGER, spec).await.context(
+            "start Alertmanager: without a registry, build its local image (`bash .ci/images.sh`, \
+             then `source .ci/images.env`)",
+        )?;
+        self.containers.url(ALERTMANAGER, port)
     }
 
     /// The environment compose gives `service` (`api` or `worker`), pointed at this stack: every
@@ -266,6 +313,40 @@ pub(super) fn collector_env(
     Ok(spec)
 }
 
+/// Prometheus' configuration `template` scraping and evaluating every second.
+fn every_second(template: &str) -> anyhow::Result<String> {
+    let mut config: serde_yaml::Value = serde_yaml::from_str(template)?;
+    let global = config
+        .get_mut("global")
+        .and_then(serde_yaml::Value::as_mapping_mut)
+        .context("no `global:` section")?;
+    for key in ["scrape_interval", "scrape_timeout", "evaluation_interval"] {
+        global.insert(key.into(), "1s".into());
+    }
+    Ok(serde_yaml::to_string(&config)?)
+}
+
+/// The rule files into Prometheus' folder, as they are or on a compressed clock.
+fn copy_rules(scrape: &ScrapeConfig, rules: &std::path::Path, clock: Clock) -> anyhow::Result<()> {
+    let Clock::Compressed(scale) = clock else {
+        return scrape.dir().copy_files(rules, "rules");
+    };
+    for entry in std::fs::read_dir(rules)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path)?;
+        let compressed = super::compress::rule_file(&text, scale)
+            .with_context(|| format!("compress the clock of {}", path.display()))?;
+        scrape.dir().write(
+            std::path::Path::new("rules").join(name),
+            compressed.as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
 /// The collector's config, as compose mounts it.
 pub(crate) const COLLECTOR_CONFIG: &str = "observability/otel-collector/config.yaml";
 
@@ -324,6 +405,9 @@ pub(super) fn spec(
             key,
             compose::interpolate(&value, |key| std::env::var(key).ok()),
         );
+    }
+    if let Some(entrypoint) = &service.entrypoint {
+        spec = spec.entrypoint(command_argv(entrypoint));
     }
     if let Some(command) = &service.command {
         spec = spec.cmd(command_argv(command));

@@ -1,0 +1,516 @@
+//! Every dashboard panel and every rule against live data: once the scenario's poll has run,
+//! each PromQL query of the dashboards (`xtask::queries::DASHBOARDS`) and of the rule files
+//! (`xtask::queries::RULES`) runs against the e2e's Prometheus and must return a series, so a
+//! wrong metric name or label fails the run instead of showing "No data" in Grafana.
+//!
+//! An alert's expression is run without its threshold (`expr > 0.05` runs `expr`; each operand
+//! of a top-level `and`/`or` on its own, so too): that proves its names and labels while nothing
+//! fires. What cannot have data in a healthy run is typed:
+//! [`NEEDS`] lists the queries that need a fault or traffic the scenario does not cause;
+//! queries of the exporters' metrics only (the e2e runs no exporter) and queries of other
+//! datasources than Prometheus (LogQL, TraceQL) are skipped, each with its reason.
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use otel_testkit::checks::Check;
+use otel_testkit::prometheus::Prometheus;
+use otel_testkit::{TimedOut, eventually_every};
+use promql_parser::parser::Expr;
+use promql_parser::parser::token::{T_LAND, T_LOR};
+use xtask::flags::Signal;
+use xtask::queries::{self, DASHBOARDS, EXPORTER_METRICS, Origin, Query, RULES, Selectors};
+
+/// How long the queries may take to find data: a `rate` needs two scrapes (5 s apart) of the
+/// series the poll created; the rest is slack for a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(30);
+/// Between two rounds of the queries that found nothing yet.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a query needs to return series that a healthy run of the scenario does not give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// A fault: error answers, failed jobs.
+    Fault(&'static str),
+    /// Traffic the scenario does not drive.
+    Traffic(&'static str),
+}
+
+/// The queries a [`NEEDS`] entry covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    /// Every panel of a dashboard, by file name.
+    Dashboard(&'static str),
+    /// Every query of a panel: dashboard file name, panel title.
+    Panel(&'static str, &'static str),
+    /// An alert or a record rule, by name.
+    Rule(&'static str),
+}
+
+const FIVE_XX: Needs = Needs::Fault("5xx answers; the scenario's requests all succeed");
+const FAILED_JOBS: Needs = Needs::Fault("failed jobs; the scenario's poll succeeds");
+
+/// The queries that return nothing in a healthy run, and why. Keep it short: a query here is
+/// proven by nothing but `cargo xtask check`'s parse.
+const NEEDS: &[(Listed, Needs)] = &[
+    (Listed::Panel("api.json", "5xx ratio"), FIVE_XX),
+    (Listed::Panel("api.json", "Errors by route"), FIVE_XX),
+    (
+        Listed::Panel("api.json", "Error ratio"),
+        Needs::Fault("5xx and 4xx answers; the scenario's requests all succeed"),
+    ),
+    (Listed::Rule("ApiHigh5xxRatio"), FIVE_XX),
+    (Listed::Panel("worker.json", "Failure ratio"), FAILED_JOBS),
+    (Listed::Rule("WorkerJobFailureRatio"), FAILED_JOBS),
+    (
+        Listed::Dashboard("web-vitals.json"),
+        Needs::Traffic(
+            "web-vitals beacons from a browser (POST /api/vitals); the scenario sends none",
+        ),
+    ),
+];
+
+impl Listed {
+    fn covers(self, query: &Query) -> bool {
+        let file = Path::new(&query.file)
+            .file_name()
+            .and_then(|name| name.to_str());
+        match (self, &query.origin) {
+            (Listed::Dashboard(dashboard), Origin::Panel { .. }) => file == Some(dashboard),
+            (Listed::Panel(dashboard, title), Origin::Panel { title: panel }) => {
+                file == Some(dashboard) && panel == title
+            }
+            (Listed::Rule(rule), Origin::Rule { name, .. }) => name == rule,
+            _ => false,
+        }
+    }
+}
+
+/// Why a query is not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Skip {
+    Needs(Needs),
+    /// It selects only metrics of the exporters, which the e2e does not start.
+    Exporter,
+    /// Its panel's datasource is not Prometheus (LogQL, TraceQL): CI's e2e runs Jaeger and
+    /// VictoriaLogs, not the Loki and Tempo such a panel queries.
+    NotPromql(String),
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::Needs(Needs::Fault(what)) => write!(f, "needs a fault: {what}"),
+            Skip::Needs(Needs::Traffic(what)) => write!(f, "needs traffic: {what}"),
+            Skip::Exporter => f.write_str(
+                "needs an exporter the e2e does not run (it selects only EXPORTER_METRICS)",
+            ),
+            Skip::NotPromql(datasource) => write!(
+                f,
+                "a {datasource} query: this check runs PromQL only (CI's e2e runs Jaeger and VictoriaLogs, which no Tempo or Loki query reaches)"
+            ),
+        }
+    }
+}
+
+/// What is done with one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    /// Run these PromQL queries (variables substituted; an alert's operands without their
+    /// thresholds); each must find series.
+    Run(Vec<String>),
+    Skip(Skip),
+}
+
+/// The plan for `query`, or what is wrong with it.
+fn plan(query: &Query) -> Result<Plan, String> {
+    if let Some(datasource) = query.datasource.as_deref().filter(|d| *d != "prometheus") {
+        return Ok(Plan::Skip(Skip::NotPromql(datasource.to_owned())));
+    }
+    let expr = queries::substitute(&query.expr).map_err(|variable| {
+        format!("uses the variable {variable}, which the e2e cannot substitute")
+    })?;
+    let parsed = promql_parser::parser::parse(&expr)
+        .map_err(|err| format!("PromQL does not parse ({})", err.trim()))?;
+    let names = Selectors::of(&parsed).names;
+    if !names.is_empty()
+        && names
+            .iter()
+            .all(|name| EXPORTER_METRICS.contains(&name.as_str()))
+    {
+        return Ok(Plan::Skip(Skip::Exporter));
+    }
+    if let Some((_, needs)) = NEEDS.iter().find(|(listed, _)| listed.covers(query)) {
+        return Ok(Plan::Skip(Skip::Needs(*needs)));
+    }
+    let runs = match &query.origin {
+        Origin::Rule { kind: "alert", .. } => alert_parts(parsed),
+        _ => vec![parsed],
+    };
+    Ok(Plan::Run(runs.iter().map(ToString::to_string).collect()))
+}
+
+/// What of an alert's expression must find series in a healthy run: each operand of a top-level
+/// `and` or `or` (as multi-window burn-rate alerts are written), each without its threshold.
+/// `unless` stays whole: its right side is meant to be empty.
+fn alert_parts(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::Paren(paren) => alert_parts(*paren.expr),
+        Expr::Binary(binary) if [T_LAND, T_LOR].contains(&binary.op.id()) => {
+            let mut parts = alert_parts(*binary.lhs);
+            parts.extend(alert_parts(*binary.rhs));
+            parts
+        }
+        other => vec![without_threshold(other)],
+    }
+}
+
+/// `expr` without a top-level comparison with a number (`x > 0.05`, `0 == x`): what the alert
+/// compares, which has series whether or not the alert fires. Anything else as it is.
+fn without_threshold(expr: Expr) -> Expr {
+    match expr {
+        Expr::Binary(binary) if binary.op.is_comparison_operator() => {
+            match (*binary.lhs, *binary.rhs) {
+                (Expr::NumberLiteral(_), side) | (side, Expr::NumberLiteral(_)) => side,
+                (lhs, rhs) => Expr::Binary(promql_parser::parser::BinaryExpr {
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                    ..binary
+                }),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The queries of every dashboard in `dashboards` and every rule file in `rules`, by file name.
+fn read(dashboards: &Path, rules: &Path) -> anyhow::Result<Vec<Query>> {
+    let mut found = Vec::new();
+    for (dir, extensions) in [(dashboards, &["json"][..]), (rules, &["yml", "yaml"][..])] {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("list {}", dir.display()))?
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| {
+                path.extension()
+                    .and_then(|extension| extension.to_str())
+                    .is_some_and(|extension| extensions.contains(&extension))
+            })
+            .collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
+            let root = xtask::util::project_root();
+            let file = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            let what = || format!("{file} does not parse; `cargo xtask check` says where");
+            found.extend(if dir == dashboards {
+                queries::dashboard_queries(&file, &text).with_context(what)?
+            } else {
+                queries::rule_queries(&file, &text).with_context(what)?
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// `expr` on one line, for messages.
+fn one_line(expr: &str) -> String {
+    expr.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The check against the e2e's Prometheus, from the workspace's dashboards and rules.
+pub async fn check(prometheus: &Prometheus, produced: Instant) -> Check<Signal> {
+    let root = xtask::util::project_root();
+    let (dashboards, rules) = (root.join(DASHBOARDS), root.join(RULES));
+    let outcome = prove(
+        &dashboards,
+        &rules,
+        produced,
+        DEADLINE,
+        |query| async move { prometheus.series_count(&query).await },
+    )
+    .await;
+    Check {
+        label: Signal::Panels,
+        backend: "prometheus".to_owned(),
+        outcome,
+    }
+}
+
+/// Runs every query of `dashboards` and `rules` that is to run (see [`plan`]) with `series`
+/// (how many series a PromQL query returns) until each has returned one, or `deadline` passed:
+/// then it fails naming each query that found nothing, with its file and panel or rule.
+async fn prove<F, Fut>(
+    dashboards: &Path,
+    rules: &Path,
+    produced: Instant,
+    deadline: Duration,
+    series: F,
+) -> Result<otel_testkit::Visible<String>, TimedOut>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = anyhow::Result<usize>>,
+{
+    let what = "[panels] every dashboard and rule query finds data";
+    let failed_at_once = |last_seen: String| TimedOut {
+        what: what.to_owned(),
+        waited: produced.elapsed(),
+        last_seen,
+    };
+    let queries = read(dashboards, rules).map_err(|err| failed_at_once(format!("{err:#}")))?;
+    let mut runs = Vec::new();
+    let mut skipped = Vec::new();
+    let mut wrong = Vec::new();
+    for query in &queries {
+        let at = format!("{}: {}", query.file, query.origin);
+        match plan(query) {
+            Ok(Plan::Run(exprs)) => runs.extend(exprs.into_iter().map(|expr| (at.clone(), expr))),
+            Ok(Plan::Skip(skip)) => {
+                skipped.push(format!("{at}: {} ({skip})", one_line(&query.expr)))
+            }
+            Err(problem) => wrong.push(format!("{at}: {problem}: {}", one_line(&query.expr))),
+        }
+    }
+    if !wrong.is_empty() {
+        return Err(failed_at_once(wrong.join("; ")));
+    }
+    // Skipped queries go into the log, for the record of what no run proves.
+    for skip in &skipped {
+        eprintln!("[panels] not run: {skip}");
+    }
+    // A query that found series once has shown its names and labels are right.
+    let found = Mutex::new(vec![false; runs.len()]);
+    let found = &found;
+    let summary = format!(
+        "{} queries found series, from {} of {} panel targets and rules; {} not run (listed above the table)",
+        runs.len(),
+        queries.len() - skipped.len(),
+        queries.len(),
+        skipped.len()
+    );
+    let (runs, series, summary) = (&runs, &series, &summary);
+    eventually_every(INTERVAL, what, produced, deadline, || async move {
+        let mut empty = Vec::new();
+        for (index, (at, expr)) in runs.iter().enumerate() {
+            if found.lock().expect("not poisoned")[index] {
+                continue;
+            }
+            if series(expr.clone()).await? > 0 {
+                found.lock().expect("not poisoned")[index] = true;
+            } else {
+                empty.push(format!("{at}: {expr} returned no series"));
+            }
+        }
+        anyhow::ensure!(
+            empty.is_empty(),
+            "{} of {} queries found nothing: {}",
+            empty.len(),
+            runs.len(),
+            empty.join("; ")
+        );
+        Ok(summary.clone())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dashboard with a good panel, a panel whose label is misspelt, an exporter's panel and a
+    /// Loki panel; rules with an alert and a record rule.
+    const DASHBOARD: &str = r#"{"panels": [
+        {"title": "Requests", "datasource": {"type": "prometheus", "uid": "prometheus"},
+         "targets": [{"expr": "sum(rate(axum_http_requests_total{status=\"200\"}[$__rate_interval]))"}]},
+        {"title": "Scrape", "targets": [{"expr": "up{jbo=\"api\"}"}]},
+        {"title": "PostgreSQL", "targets": [{"expr": "pg_up"}]},
+        {"title": "Logs", "datasource": {"type": "loki", "uid": "loki"},
+         "targets": [{"expr": "{service_name=\"ampel-api\"}"}]}]}"#;
+    const RULES_FILE: &str = "groups:
+  - name: g
+    rules:
+      - alert: Slow
+        expr: histogram_quantile(0.95, sum by (le) (rate(x_bucket[5m]))) > 1
+      - alert: Burn
+        expr: (fast_ratio > 14.4 and slow_ratio > 14.4) or day_ratio > 3
+      - record: job:up
+        expr: sum by (job) (up)
+";
+
+    /// The queries sent and the check's outcome, against a fake Prometheus that finds series
+    /// for every query but those selecting `jbo`.
+    fn run_against_fake(dashboard: &str) -> (Vec<String>, Result<String, String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (dashboards, rules) = (dir.path().join("dashboards"), dir.path().join("rules"));
+        std::fs::create_dir_all(&dashboards).unwrap();
+        std::fs::create_dir_all(&rules).unwrap();
+        std::fs::write(dashboards.join("api.json"), dashboard).unwrap();
+        std::fs::write(rules.join("api.yml"), RULES_FILE).unwrap();
+        let sent = Mutex::new(Vec::new());
+        let outcome = tokio::runtime::Runtime::new().unwrap().block_on(prove(
+            &dashboards,
+            &rules,
+            Instant::now(),
+            Duration::ZERO,
+            |query| {
+                sent.lock().unwrap().push(query.clone());
+                async move { Ok(usize::from(!query.contains("jbo"))) }
+            },
+        ));
+        let mut sent = sent.into_inner().unwrap();
+        sent.dedup();
+        (
+            sent,
+            outcome
+                .map(|found| found.value)
+                .map_err(|err| err.last_seen),
+        )
+    }
+
+    /// A panel whose query finds nothing fails the check, named by file, title and query;
+    /// variables are substituted, the alert runs without its threshold, the exporter's and the
+    /// Loki panel are not run.
+    #[test]
+    fn a_panel_without_data_fails_naming_it() {
+        let (sent, outcome) = run_against_fake(DASHBOARD);
+        assert_eq!(
+            sent,
+            [
+                "sum(rate(axum_http_requests_total{status=\"200\"}[20s]))",
+                "up{jbo=\"api\"}",
+                "histogram_quantile(0.95, sum by (le) (rate(x_bucket[5m])))",
+                "fast_ratio",
+                "slow_ratio",
+                "day_ratio",
+                "sum by (job) (up)",
+            ]
+        );
+        let error = outcome.unwrap_err();
+        assert!(error.contains("1 of 7 queries found nothing: "), "{error}");
+        assert!(
+            error.ends_with(
+                "dashboards/api.json: panel \"Scrape\": up{jbo=\"api\"} returned no series"
+            ),
+            "{error}"
+        );
+        // The same dashboard with the label fixed passes.
+        let (_, outcome) = run_against_fake(&DASHBOARD.replace("jbo", "job"));
+        assert_eq!(
+            outcome.unwrap(),
+            "7 queries found series, from 5 of 7 panel targets and rules; 2 not run (listed above the table)"
+        );
+    }
+
+    /// A query that cannot be run fails the check at once, saying why.
+    #[test]
+    fn a_query_that_cannot_run_fails_at_once() {
+        let (sent, outcome) = run_against_fake(&DASHBOARD.replace("$__rate_interval", "$window"));
+        assert!(sent.is_empty(), "{sent:?}");
+        let error = outcome.unwrap_err();
+        assert!(
+            error.contains("panel \"Requests\": uses the variable $window"),
+            "{error}"
+        );
+    }
+
+    /// A top-level comparison with a number goes, on either side, in each operand of a top-level
+    /// `and`/`or`; any other expression stays.
+    #[test]
+    fn alerts_run_without_their_threshold() {
+        let strip =
+            |expr: &str| without_threshold(promql_parser::parser::parse(expr).unwrap()).to_string();
+        assert_eq!(strip("up == 0"), "up");
+        assert_eq!(
+            strip("0.05 < sum(rate(x[5m])) / sum(rate(y[5m]))"),
+            "sum(rate(x[5m])) / sum(rate(y[5m]))"
+        );
+        assert_eq!(strip("a > bool 1"), "a");
+        assert_eq!(strip("a > b"), "a > b");
+        assert_eq!(strip("a + 1"), "a + 1");
+        let parts = |expr: &str| {
+            let parts = alert_parts(promql_parser::parser::parse(expr).unwrap());
+            parts.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            parts("(a / 0.001 > 14.4 and b > 14.4) or c > 6"),
+            ["a / 0.001", "b", "c"]
+        );
+        assert_eq!(parts("a > 1 unless b"), ["a > 1 unless b"]);
+    }
+
+    /// Against a real Prometheus (compose's, scraping itself): a panel whose label is wrong fails
+    /// the check naming its title and query, while the right one found its series. Without an
+    /// engine or the image it is skipped, and under `CI=true` it fails.
+    #[tokio::test]
+    async fn a_wrong_label_fails_against_a_live_prometheus() {
+        use otel_testkit::container;
+        let model = xtask::engine::Variant::Peers.model().unwrap();
+        let spec = super::super::stack::spec(&model, "prometheus", true).unwrap();
+        let image = spec.image();
+        let test =
+            "a_wrong_label_fails_against_a_live_prometheus (local images: `source .ci/images.env`)";
+        if container::require_engine(test, &[image.as_str()])
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let group = super::super::stack::start_containers(vec![("prometheus", spec)])
+            .await
+            .unwrap();
+        let url = group
+            .url("prometheus", otel_testkit::prometheus::API_PORT)
+            .unwrap();
+        let prometheus = Prometheus::new(reqwest::Client::new(), url).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (dashboards, rules) = (dir.path().join("dashboards"), dir.path().join("rules"));
+        std::fs::create_dir_all(&dashboards).unwrap();
+        std::fs::create_dir_all(&rules).unwrap();
+        std::fs::write(
+            dashboards.join("self.json"),
+            r#"{"panels": [{"title": "Scrape", "targets": [{"expr": "up{job=\"prometheus\"}"}]},
+                {"title": "Scrape, misspelt", "targets": [{"expr": "up{jbo=\"prometheus\"}"}]}]}"#,
+        )
+        .unwrap();
+        // Its first scrape of itself comes within one interval (5 s) of starting.
+        let deadline = Duration::from_secs(15);
+        let outcome = prove(&dashboards, &rules, Instant::now(), deadline, |query| {
+            let prometheus = &prometheus;
+            async move { prometheus.series_count(&query).await }
+        })
+        .await;
+        group.stop().await;
+        let error = outcome.unwrap_err().last_seen;
+        assert!(
+            error.starts_with("1 of 2 queries found nothing: ")
+                && error.ends_with(
+                    "self.json: panel \"Scrape, misspelt\": up{jbo=\"prometheus\"} returned no series"
+                ),
+            "{error}"
+        );
+    }
+
+    /// Each entry of [`NEEDS`] covers a query of the workspace's dashboards or rules: a renamed
+    /// panel or rule must not leave an entry behind that excuses nothing.
+    #[test]
+    fn every_listed_query_exists() {
+        let root = xtask::util::project_root();
+        let queries = read(&root.join(DASHBOARDS), &root.join(RULES)).unwrap();
+        let stale: Vec<_> = NEEDS
+            .iter()
+            .filter(|(listed, _)| !queries.iter().any(|query| listed.covers(query)))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "entries of NEEDS that cover no query: {stale:?}"
+        );
+    }
+}
