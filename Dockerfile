@@ -18,14 +18,18 @@
 #   skeleton          every workspace manifest, and a stub in place of every .rs file
 #   builder           dependencies compiled against the skeleton (a layer that stays cached until
 #                     a Cargo.toml or Cargo.lock changes), then the real sources
+#   web               the dashboard's page (frontend/, `npm ci && npm run build`) on NODE_IMAGE
 #   runtime           RUNTIME_BASE + ca-certificates + a non-root user
-#   api, worker,      runtime + the binary from builder
-#   alert-catcher
+#   api, worker,      runtime + the binary from builder (api: + the page from web, which
+#   alert-catcher     compose's AMPEL_WEB_DIR names)
 #   *-prebuilt        runtime + the binary from the build context's target/release/
-#                     (the host's glibc must not be newer than RUNTIME_BASE's: bookworm = 2.36)
+#                     (the host's glibc must not be newer than RUNTIME_BASE's: bookworm = 2.36);
+#                     api-prebuilt also the page from the context's frontend/dist (build it on the
+#                     host first: `npm ci && npm run build` in frontend/; obs-up does)
 
 ARG RUST_IMAGE=rust:1.95-slim-bookworm
 ARG RUNTIME_BASE=debian:bookworm-slim
+ARG NODE_IMAGE=node:22-bookworm-slim
 
 # ------------------------------------------------------------------------------------ skeleton
 # A dummy workspace with the same manifests and lock file. Every .rs file becomes a stub, so any
@@ -66,6 +70,15 @@ RUN find . -path ./target -prune -o -name '*.rs' -type f -exec touch {} + \
  && cp /build/target/release/ampel-api /build/target/release/ampel-worker \
        /build/target/release/alert-catcher /out/
 
+# ----------------------------------------------------------------------------------------- web
+# The lock file alone first, so the installed modules stay cached until it changes.
+FROM ${NODE_IMAGE} AS web
+WORKDIR /web
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend/ ./
+RUN npm run build
+
 # ------------------------------------------------------------------------------------- runtime
 FROM ${RUNTIME_BASE} AS runtime
 # ca-certificates: the worker calls the Git provider over HTTPS (rustls reads the system roots).
@@ -82,6 +95,7 @@ ENV RUST_LOG=info
 # ---------------------------------------------------------------------- images built from source
 FROM runtime AS api
 COPY --from=builder /out/ampel-api /usr/local/bin/ampel-api
+COPY --from=web /web/dist /usr/local/share/ampel/web
 ENV API_LISTEN_ADDR=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/ampel-api"]
@@ -102,6 +116,7 @@ ENTRYPOINT ["/usr/local/bin/alert-catcher"]
 # --------------------------------------------------------------- images from host-built binaries
 FROM runtime AS api-prebuilt
 COPY target/release/ampel-api /usr/local/bin/ampel-api
+COPY frontend/dist /usr/local/share/ampel/web
 ENV API_LISTEN_ADDR=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/ampel-api"]

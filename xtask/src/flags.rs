@@ -84,6 +84,11 @@ pub struct E2e {
     /// With --alerts: how many fault rounds (the time to notify is their median).
     #[arg(long, default_value_t = ALERT_ROUNDS, requires = "alerts")]
     pub rounds: usize,
+    /// Instead of the scenario, the browser e2e: the page (frontend/, built with npm) served by
+    /// the api, driven in headless Chromium; its trace from the click to the provider call, its
+    /// vitals beacons and its error report must reach the stores. Screenshots in target/e2e/.
+    #[arg(long, conflicts_with_all = ["broken", "no_loss", "alerts"])]
+    pub browser: bool,
     /// Tests only: switch one signal off to show that its check fails.
     #[arg(long = "break", value_enum, hide = true)]
     pub broken: Option<Signal>,

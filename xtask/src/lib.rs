@@ -14,3 +14,4 @@ pub mod obs_up;
 pub mod queries;
 pub mod status;
 pub mod util;
+pub mod web;

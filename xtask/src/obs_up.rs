@@ -6,10 +6,10 @@
 //! ```
 //!
 //! Steps: find compose (`engine.rs`); build the app images when asked or missing (with
-//! `AMPEL_APP_TARGET_SUFFIX=-prebuilt`, compile the binaries on the host first); `compose up -d`;
-//! run every service's compose healthcheck (`ready.rs`) until all pass or the deadline passes;
-//! print the URLs. Never `up --wait`: Podman without systemd never runs healthchecks, so it would
-//! hang.
+//! `AMPEL_APP_TARGET_SUFFIX=-prebuilt`, compile the binaries and build the page on the host
+//! first); `compose up -d`; run every service's compose healthcheck (`ready.rs`) until all pass
+//! or the deadline passes; print the URLs. Never `up --wait`: Podman without systemd never runs
+//! healthchecks, so it would hang.
 
 pub mod ready;
 
@@ -127,7 +127,8 @@ fn build_apps(compose: &Compose, model: &ComposeFile, force: bool) -> anyhow::Re
     if !missing.is_empty() {
         eprintln!("building the app images ({} missing)", missing.join(", "));
     }
-    // The -prebuilt Dockerfile targets only copy target/release/*, so compile those first.
+    // The -prebuilt Dockerfile targets only copy target/release/* and frontend/dist, so build
+    // those first.
     if std::env::var("AMPEL_APP_TARGET_SUFFIX").as_deref() == Ok("-prebuilt") {
         let mut args: Vec<String> = ["build", "--release", "--locked"].map(Into::into).to_vec();
         for package in APP_PACKAGES {
@@ -139,6 +140,7 @@ fn build_apps(compose: &Compose, model: &ComposeFile, force: bool) -> anyhow::Re
             &args,
             &[],
         )?;
+        crate::web::build()?;
     }
     let names: Vec<&str> = apps.iter().map(|(name, _)| name.as_str()).collect();
     compose.build("build the app images", &names).context(

@@ -1,6 +1,7 @@
 //! Settings read from the environment at start-up; see the configuration table in README.md.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 
@@ -13,6 +14,14 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 
 /// The variable that moves `/metrics` to an address of its own.
 pub const METRICS_LISTEN_ADDR_VAR: &str = "API_METRICS_LISTEN_ADDR";
+
+/// The variable that names the built page's folder (`frontend/dist`), served at `/`.
+pub const WEB_DIR_VAR: &str = "AMPEL_WEB_DIR";
+
+/// The collector's base URL, the one the api's own exporter reads (`telemetry`'s `otlp.rs`):
+/// the page's relayed exports go to its `/v1/traces` and `/v1/logs`, so it must be the
+/// collector's OTLP/HTTP receiver (port 4318), as every compose file and Fly config has it.
+pub const COLLECTOR_VAR: &str = opentelemetry_otlp::OTEL_EXPORTER_OTLP_ENDPOINT;
 
 /// Everything `main` needs to start the api.
 #[derive(Debug, Clone)]
@@ -28,6 +37,10 @@ pub struct Config {
     pub redis_url: String,
     /// `JOB_QUEUE`, default [`jobs::DEFAULT_QUEUE`].
     pub queue: String,
+    /// [`WEB_DIR_VAR`], optional: the folder with the page's `index.html`; unset, no page.
+    pub web_dir: Option<PathBuf>,
+    /// [`COLLECTOR_VAR`], optional: where `/otlp/v1/*` forwards to; unset, those routes answer 503.
+    pub collector: Option<String>,
 }
 
 impl Config {
@@ -56,8 +69,29 @@ impl Config {
             )?,
             redis_url: required("REDIS_URL", "redis://127.0.0.1:6379")?,
             queue: jobs::queue_name(),
+            web_dir: web_dir(std::env::var(WEB_DIR_VAR).ok())?,
+            collector: std::env::var(COLLECTOR_VAR)
+                .ok()
+                .filter(|value| !value.trim().is_empty()),
         })
     }
+}
+
+/// [`WEB_DIR_VAR`]'s folder, which must hold a built page: a typo or a missing build fails the
+/// start rather than every page load.
+fn web_dir(value: Option<String>) -> anyhow::Result<Option<PathBuf>> {
+    let Some(dir) = value.filter(|value| !value.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let dir = PathBuf::from(dir);
+    if !dir.join("index.html").is_file() {
+        anyhow::bail!(
+            "{WEB_DIR_VAR}={} has no index.html: build the page with `npm ci && npm run build` in \
+             frontend/ and point {WEB_DIR_VAR} at frontend/dist (or unset it to serve no page)",
+            dir.display()
+        );
+    }
+    Ok(Some(dir))
 }
 
 /// A required variable, with an example in the error so the fix is one copy away.
@@ -66,4 +100,24 @@ pub(crate) fn required(name: &str, example: &str) -> anyhow::Result<String> {
         .ok()
         .filter(|value| !value.trim().is_empty())
         .with_context(|| format!("{name} is not set: export {name}={example} (or run the stack with `cargo xtask obs-up`)"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Unset or empty: no page. A folder with an index.html: served. Anything else: a start-up
+    /// error that says how to build the page.
+    #[test]
+    fn web_dir_must_hold_a_built_page() {
+        assert!(super::web_dir(None).unwrap().is_none());
+        assert!(super::web_dir(Some(" ".into())).unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap().to_owned();
+        let err = super::web_dir(Some(path.clone())).unwrap_err().to_string();
+        assert!(err.contains("npm ci && npm run build"), "{err}");
+        std::fs::write(dir.path().join("index.html"), "<!doctype html>").unwrap();
+        assert_eq!(
+            super::web_dir(Some(path)).unwrap().as_deref(),
+            Some(dir.path())
+        );
+    }
 }

@@ -31,9 +31,15 @@ pub enum ApiError {
     /// It exists already.
     #[error("{0}")]
     Conflict(String),
+    /// The client sends faster than its rate limit.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// A dependency is down (`/ready`).
     #[error("{0}")]
     Unavailable(String),
+    /// The service a request is forwarded to did not answer; the detail goes to the log.
+    #[error("{0}")]
+    BadGateway(String),
     /// Our fault; the detail goes to the log, not to the client.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -48,7 +54,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,6 +69,11 @@ impl IntoResponse for ApiError {
             Self::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "request failed");
                 "the server failed to handle the request; its logs have the details".to_owned()
+            }
+            // Not an error of ours: the upstream's outage has its own alerts.
+            Self::BadGateway(err) => {
+                tracing::warn!(error = err.as_str(), "upstream did not answer");
+                "the upstream service did not answer; the server logs have the details".to_owned()
             }
             other => other.to_string(),
         };

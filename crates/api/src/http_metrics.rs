@@ -21,7 +21,7 @@ const ENDPOINT: Label = Label::open(
 
 pub const HTTP_REQUESTS_TOTAL: MetricFamily = MetricFamily::counter(
     AXUM_HTTP_REQUESTS_TOTAL,
-    "HTTP requests served. Requests that match no route share `endpoint=\"unmatched\"`; `/health`, `/ready`, `/version` and `/metrics` are not counted.",
+    "HTTP requests served. Requests that match no route share `endpoint=\"unmatched\"`; `/health`, `/ready`, `/version`, `/metrics` and the page's OTLP relay (`/otlp/v1/*`) are not counted.",
     &[METHOD, STATUS, ENDPOINT],
 );
 

@@ -6,20 +6,27 @@
 //!
 //! Layout: [`app`] builds the router (tests drive it without a socket); [`serve`] runs it until a
 //! shutdown future resolves and drains in-flight requests; `routes/` holds one file per resource;
-//! `error.rs` turns every failure into a JSON error; `config.rs` reads the environment.
+//! `error.rs` turns every failure into a JSON error; `config.rs` reads the environment;
+//! `page.rs` serves the dashboard's built page and `routes/otlp.rs` relays its telemetry to the
+//! collector, both on this origin.
 //!
 //! Middleware, outermost first: request id (`x-request-id`, generated or propagated) -> one
 //! OpenTelemetry server span per request, named by the matched route, with its access log line
 //! (`request_span.rs`) -> HTTP metrics keyed by the matched route (axum-prometheus; not on the
 //! probes) -> timeout -> panic to 500 JSON -> body size limit -> handler. `AMPEL_TELEMETRY=off`
-//! leaves out the span and the metrics.
+//! leaves out the span and the metrics. The page has the metrics but no span (`page.rs` says
+//! why); the OTLP relay has neither (`routes/otlp.rs`). A known route asked with a method it
+//! does not take answers 405 JSON with `Allow`.
 
 pub mod config;
 pub mod error;
 mod http_metrics;
+pub mod page;
 mod request_span;
 pub mod routes;
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use axum::{
@@ -38,6 +45,7 @@ use tower_http::{
 };
 
 use crate::error::error_response;
+pub use crate::routes::otlp::Relay;
 
 /// Largest accepted request body. Beacons and repository payloads are a few hundred bytes.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -84,11 +92,14 @@ pub struct AppState {
     pub queue: jobs::PollQueue,
     /// A Redis connection for `/ready`.
     pub redis: redis::aio::ConnectionManager,
+    /// Forwards the page's OTLP exports to the collector.
+    pub relay: Relay,
 }
 
-/// The API and its probes as a router, with their middleware (`/metrics` is [`metrics_app`]);
-/// no socket, so tests can call it directly.
-pub fn app(state: AppState) -> Router {
+/// The API, its probes, the OTLP relay and, with `web_dir` (a built page,
+/// [`config::WEB_DIR_VAR`]), the page, as a router with their middleware (`/metrics` is
+/// [`metrics_app`]); no socket, so tests can call it directly.
+pub fn app(state: AppState, web_dir: Option<&Path>) -> Router {
     // `AMPEL_TELEMETRY=off` (the benchmark's baseline) leaves the span, log line and metrics out.
     let telemetry_on = telemetry::enabled();
     // Next to every handler, metered or not: timeout, panic to 500 JSON, body size limit.
@@ -128,6 +139,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/vitals", post(routes::vitals::record))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(handling());
     let api = match metrics {
         Some(metrics) => api.layer(metrics),
@@ -137,13 +149,32 @@ pub fn app(state: AppState) -> Router {
         .route(routes::HEALTH, get(routes::health::health))
         .route(routes::READY, get(routes::health::ready))
         .route(routes::VERSION, get(routes::health::version))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(handling());
-    api.merge(probes).with_state(state).layer(
+    let relay = Router::new()
+        .route(routes::otlp::TRACES, post(routes::otlp::traces))
+        .route(routes::otlp::LOGS, post(routes::otlp::logs))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(handling())
+        .with_state(state.clone());
+    let page = web_dir.map(|dir| {
+        let page = page::router(dir)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(handling());
+        match telemetry_on.then(http_metrics::layer) {
+            Some(metrics) => page.layer(metrics),
+            None => page,
+        }
+    });
+    let traced = api.merge(probes).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .option_layer(telemetry_on.then_some(request_span::RequestSpanLayer)),
-    )
+    );
+    // Merged after the span layer, which wraps only the routes it was given.
+    let untraced = relay.merge(page.unwrap_or_default());
+    traced.merge(untraced)
 }
 
 /// `GET /metrics` alone, without the API's middleware: a scrape every few seconds should make
@@ -168,8 +199,17 @@ async fn not_found(State(_): State<AppState>) -> impl IntoResponse {
     error_response(StatusCode::NOT_FOUND, "no such route")
 }
 
+/// axum adds the `Allow` header to whatever this answers.
+async fn method_not_allowed() -> impl IntoResponse {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take that method; the Allow header lists those it takes",
+    )
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting connections and
-/// waits up to [`DRAIN_TIMEOUT`] for in-flight requests.
+/// waits up to [`DRAIN_TIMEOUT`] for in-flight requests. Each request carries its peer's address
+/// (`ConnectInfo`), which the OTLP relay's rate limit is keyed by off Fly.
 ///
 /// # Errors
 /// When the listener fails.
@@ -179,6 +219,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (drain_started, drain_deadline) = tokio::sync::oneshot::channel::<()>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = drain_started.send(());

@@ -38,7 +38,16 @@ async fn run() -> anyhow::Result<()> {
         })?;
     tracing::info!(addr = %config.listen_addr, "listening");
     let metrics_app = ampel_api::metrics_app(db.clone());
-    let app = ampel_api::app(AppState { db, queue, redis });
+    let relay = ampel_api::Relay::new(config.collector.clone())?;
+    let app = ampel_api::app(
+        AppState {
+            db,
+            queue,
+            redis,
+            relay,
+        },
+        config.web_dir.as_deref(),
+    );
     let Some(metrics_addr) = config.metrics_listen_addr else {
         let app = app.merge(metrics_app);
         return ampel_api::serve(listener, app, telemetry::shutdown_signal()).await;

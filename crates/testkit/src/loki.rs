@@ -154,11 +154,17 @@ fn parse(body: &str) -> anyhow::Result<Vec<LogRecord>> {
                     .or_else(|| stream.stream.get(key))
                     .cloned()
             };
+            let attributes = metadata
+                .iter()
+                .filter(|(key, _)| !["service_name", "trace_id", "span_id"].contains(&key.as_str()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
             records.push(LogRecord {
                 service: label("service_name").unwrap_or_default(),
                 trace_id: label("trace_id").unwrap_or_default(),
                 span_id: label("span_id"),
                 body: body.to_owned(),
+                attributes,
             });
         }
     }

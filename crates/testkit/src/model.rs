@@ -122,6 +122,10 @@ pub struct LogRecord {
     /// 16 hex digits, when the backend keeps it.
     pub span_id: Option<String>,
     pub body: String,
+    /// The record's attributes (`exception.type`, say) under the names the backend gives them
+    /// (Loki: `exception_type`). A backend may add its own fields (resource attributes, the
+    /// severity), so a check looks for the ones it needs rather than comparing all.
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// One sample of an instant vector.

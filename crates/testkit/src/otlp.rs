@@ -95,6 +95,7 @@ pub fn logs_request(records: &[LogRecord]) -> anyhow::Result<ExportLogsServiceRe
                         body: Some(text(&record.body)),
                         trace_id: hex_bytes(&record.trace_id)?,
                         span_id: hex_bytes(record.span_id.as_deref().unwrap_or(""))?,
+                        attributes: attributes(&record.attributes),
                         ..Default::default()
                     })
                 })
@@ -262,6 +263,7 @@ mod tests {
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
             span_id: None,
             body: "hello".to_owned(),
+            attributes: BTreeMap::new(),
         };
         let request = logs_request(std::slice::from_ref(&record)).unwrap();
         let sent = &request.resource_logs[0].scope_logs[0].log_records[0];

@@ -429,6 +429,7 @@ mod tests {
             trace_id: trace_id.clone(),
             span_id: Some(spans[0].span_id.clone()),
             body: "request finished".to_owned(),
+            attributes: BTreeMap::new(),
         };
         let untraced = LogRecord {
             trace_id: String::new(),

@@ -4,7 +4,7 @@
 //! `_msg`, `_time`, `_stream`, and what the OTLP receiver made of the record (`trace_id`,
 //! `span_id`, and the resource attributes under their own names, such as `service.name`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context as _;
 
@@ -76,11 +76,18 @@ fn parse(body: &str) -> anyhow::Result<Vec<LogRecord>> {
             let mut fields: HashMap<String, String> = serde_json::from_str(line)
                 .with_context(|| format!("unexpected line: {}", excerpt(line)))?;
             let mut field = |key: &str| fields.remove(key);
-            Ok(LogRecord {
+            let record = LogRecord {
                 service: field("service.name").unwrap_or_default(),
                 trace_id: field("trace_id").unwrap_or_default(),
                 span_id: field("span_id").filter(|id| !id.is_empty()),
                 body: field("_msg").unwrap_or_default(),
+                attributes: BTreeMap::new(),
+            };
+            // The rest, but VictoriaLogs' own fields (`_time`, `_stream`, ...).
+            let attributes = fields.into_iter().filter(|(key, _)| !key.starts_with('_'));
+            Ok(LogRecord {
+                attributes: attributes.collect(),
+                ..record
             })
         })
         .collect()
@@ -92,7 +99,7 @@ mod tests {
     #[test]
     fn reads_one_record_per_line() {
         let body = concat!(
-            r#"{"_msg":"order shipped","_time":"2026-01-01T00:00:00Z","service.name":"shop-worker","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"b7ad6b7169203331"}"#,
+            r#"{"_msg":"order shipped","_time":"2026-01-01T00:00:00Z","service.name":"shop-worker","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"b7ad6b7169203331","exception.type":"Timeout"}"#,
             "\n\n",
             r#"{"_msg":"no span","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}"#,
             "\n"
@@ -102,6 +109,11 @@ mod tests {
         assert_eq!(records[0].service, "shop-worker");
         assert_eq!(records[0].span_id.as_deref(), Some("b7ad6b7169203331"));
         assert_eq!(records[0].body, "order shipped");
+        // VictoriaLogs' own fields are not attributes.
+        assert_eq!(
+            records[0].attributes,
+            std::collections::BTreeMap::from([("exception.type".to_owned(), "Timeout".to_owned())])
+        );
         assert_eq!(records[1].service, "");
         assert_eq!(records[1].span_id, None);
     }

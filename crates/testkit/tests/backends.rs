@@ -115,6 +115,7 @@ async fn victorialogs_finds_a_record_by_trace_id() {
         trace_id: otlp::new_trace_id(),
         span_id: Some(otlp::new_span_id()),
         body: "order shipped".to_owned(),
+        attributes: BTreeMap::from([("exception.type".to_owned(), "Timeout".to_owned())]),
     };
     let url = running.url(victorialogs::API_PORT);
     let request = otlp::logs_request(std::slice::from_ref(&record)).unwrap();
@@ -149,8 +150,27 @@ async fn victorialogs_finds_a_record_by_trace_id() {
     )
     .await
     .unwrap();
-    assert_eq!(found.value, record);
+    // VictoriaLogs keeps more fields (the severity, resource attributes): the sent ones must be
+    // among them.
     eprintln!("record visible after {:.3}s", found.after.as_secs_f64());
+    let found = found.value;
+    assert!(
+        record
+            .attributes
+            .iter()
+            .all(|(key, value)| found.attributes.get(key) == Some(value)),
+        "{found:?}"
+    );
+    assert_eq!(
+        LogRecord {
+            attributes: BTreeMap::new(),
+            ..found
+        },
+        LogRecord {
+            attributes: BTreeMap::new(),
+            ..record
+        }
+    );
 
     let absent = eventually(
         "unsent record",

@@ -15,6 +15,7 @@ mod alerts;
 pub(crate) mod apps;
 #[cfg(test)]
 mod bad_input;
+mod browser;
 mod compress;
 pub(crate) mod no_loss;
 mod panels;
@@ -41,6 +42,9 @@ impl crate::Run for flags::E2e {
         }
         if self.alerts {
             return runtime.block_on(alerts::run(&self, self.rounds));
+        }
+        if self.browser {
+            return runtime.block_on(browser::run(&self));
         }
         runtime.block_on(async {
             let report = run_all(&self, &[("e2e", self.broken)]).await?.remove(0)?;

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: every test of the workspace against real PostgreSQL and Redis, then the
-//! e2e, the no-loss tests (`cargo xtask e2e --no-loss`) and the live alert test (`--alerts`).
+//! e2e, the no-loss tests (`cargo xtask e2e --no-loss`), the live alert test (`--alerts`) and
+//! the browser e2e (`--browser`).
 //! The README's test command.
 
 use anyhow::Context as _;
@@ -47,17 +48,19 @@ impl crate::Run for flags::Test {
         }
         drop(runtime);
         // The e2e, the no-loss tests and the live alert test, each on a stack of its own.
-        let e2e = |no_loss, alerts| flags::E2e {
+        let e2e = |no_loss, alerts, browser| flags::E2e {
             traces: self.traces,
             logs: self.logs,
             keep: false,
             no_loss,
             alerts,
             rounds: flags::ALERT_ROUNDS,
+            browser,
             broken: None,
         };
-        e2e(false, false).run()?;
-        e2e(true, false).run()?;
-        e2e(false, true).run()
+        e2e(false, false, false).run()?;
+        e2e(true, false, false).run()?;
+        e2e(false, true, false).run()?;
+        e2e(false, false, true).run()
     }
 }

@@ -1,6 +1,7 @@
 //! One module per resource, and the paths that deployments and probes depend on.
 
 pub(crate) mod health;
+pub mod otlp;
 pub(crate) mod repositories;
 pub(crate) mod vitals;
 

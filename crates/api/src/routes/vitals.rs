@@ -10,12 +10,34 @@ use telemetry::{Label, MetricFamily};
 
 use crate::error::ApiError;
 
-/// One beacon, as the `web-vitals` library reports a metric (extra fields are ignored).
+/// One beacon, as the `web-vitals` library reports a metric (extra fields are ignored). The
+/// page sends `id`, `navigationType` and `attribution` too; older senders did not.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Beacon {
     name: String,
     value: f64,
     rating: String,
+    id: Option<String>,
+    navigation_type: Option<String>,
+    attribution: Option<Attribution>,
+}
+
+/// What the attribution build says the metric is about.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Attribution {
+    /// A CSS selector of the element (LCP's element, INP's target, CLS's largest shift).
+    target: Option<String>,
+}
+
+/// How much of a client's string goes into the log line: selectors can be arbitrarily long.
+pub const LOGGED_CHARS: usize = 100;
+
+/// `text`'s first [`LOGGED_CHARS`] characters.
+fn bounded(text: &str) -> &str {
+    text.char_indices()
+        .nth(LOGGED_CHARS)
+        .map_or(text, |(end, _)| &text[..end])
 }
 
 const NAMES: &[&str] = &["LCP", "INP", CLS, "FCP", "TTFB"];
@@ -47,6 +69,8 @@ pub const WEB_VITALS_VALUE: MetricFamily = MetricFamily::histogram(
 ///
 /// `navigator.sendBeacon` posts a string as `text/plain`, so that is accepted besides JSON.
 /// Time vitals arrive in milliseconds and are stored in seconds; CLS is a unitless score.
+/// One `web vital` log line per beacon carries what may not be a label: the metric's id, the
+/// navigation type and the attribution's selector, each cut to [`LOGGED_CHARS`].
 pub(crate) async fn record(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -94,5 +118,32 @@ pub(crate) async fn record(
     };
     metrics::histogram!(WEB_VITALS_VALUE.name, NAME.name => *name, RATING.name => *rating)
         .record(value);
+    tracing::info!(
+        vital.name = *name,
+        vital.rating = *rating,
+        vital.value = value,
+        vital.id = beacon.id.as_deref().map(bounded),
+        vital.navigation_type = beacon.navigation_type.as_deref().map(bounded),
+        vital.target = beacon
+            .attribution
+            .as_ref()
+            .and_then(|attribution| attribution.target.as_deref())
+            .map(bounded),
+        "web vital"
+    );
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Up to the limit a string is kept whole; past it, cut at a character boundary.
+    #[test]
+    fn logged_strings_are_bounded() {
+        let short = "main > img.hero";
+        assert_eq!(super::bounded(short), short);
+        let long = "é".repeat(super::LOGGED_CHARS + 50);
+        let cut = super::bounded(&long);
+        assert_eq!(cut.chars().count(), super::LOGGED_CHARS);
+        assert!(long.starts_with(cut));
+    }
 }

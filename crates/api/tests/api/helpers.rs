@@ -1,6 +1,7 @@
 //! `spawn_app()`: the real router on a real socket, with its own database and queue.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Once;
 
 use ampel_api::AppState;
@@ -78,25 +79,55 @@ fn init_telemetry() {
     });
 }
 
+/// What a test can change about the api it starts; the default is [`spawn_app`]'s.
+#[derive(Default)]
+pub struct Setup {
+    /// The pool, else a fresh database.
+    pub db: Option<store::PgPool>,
+    /// The built page's folder (`AMPEL_WEB_DIR`), else no page.
+    pub web_dir: Option<PathBuf>,
+    /// The collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`), else the relay has none.
+    pub collector: Option<String>,
+}
+
 /// Starts the api on `127.0.0.1:0` with a fresh database and a queue of its own.
 pub async fn spawn_app() -> TestApp {
-    let (db, _url) = store::testing::fresh_database(&env("DATABASE_URL"))
-        .await
-        .unwrap();
-    spawn_app_with(db).await
+    spawn(Setup::default()).await
 }
 
 /// As [`spawn_app`], with a given pool (e.g. one that cannot connect).
 pub async fn spawn_app_with(db: store::PgPool) -> TestApp {
+    spawn(Setup {
+        db: Some(db),
+        ..Setup::default()
+    })
+    .await
+}
+
+/// As [`spawn_app`], set up as `setup` says.
+pub async fn spawn(setup: Setup) -> TestApp {
+    let db = match setup.db {
+        Some(db) => db,
+        None => {
+            store::testing::fresh_database(&env("DATABASE_URL"))
+                .await
+                .unwrap()
+                .0
+        }
+    };
     init_telemetry();
     let queue = format!("ampel-test:{}", uuid::Uuid::new_v4());
     let (jobs_queue, redis) = jobs::open(&env("REDIS_URL"), &queue).await.unwrap();
     let metrics_app = ampel_api::metrics_app(db.clone());
-    let app = ampel_api::app(AppState {
-        db,
-        queue: jobs_queue,
-        redis: redis.clone(),
-    })
+    let app = ampel_api::app(
+        AppState {
+            db,
+            queue: jobs_queue,
+            redis: redis.clone(),
+            relay: ampel_api::Relay::new(setup.collector).unwrap(),
+        },
+        setup.web_dir.as_deref(),
+    )
     .merge(metrics_app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -107,4 +138,23 @@ pub async fn spawn_app_with(db: store::PgPool) -> TestApp {
         queue,
         redis,
     }
+}
+
+/// Asserts `response` is a JSON error (`{"error", "detail"}`) with `status`, and returns its body.
+pub async fn assert_json_error(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{:?}",
+        response.headers()
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    body
 }

@@ -42,11 +42,16 @@ pub async fn spawn_stack() -> Stack {
     let queue = format!("ampel-test:{}", uuid::Uuid::new_v4());
     let (jobs_queue, redis) = jobs::open(&env("REDIS_URL"), &queue).await.unwrap();
     let metrics_app = ampel_api::metrics_app(db.clone());
-    let app = ampel_api::app(ampel_api::AppState {
-        db,
-        queue: jobs_queue,
-        redis: redis.clone(),
-    })
+    let app = ampel_api::app(
+        ampel_api::AppState {
+            db,
+            queue: jobs_queue,
+            redis: redis.clone(),
+            // The worker's tests send no browser telemetry.
+            relay: ampel_api::Relay::new(None).unwrap(),
+        },
+        None,
+    )
     .merge(metrics_app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", listener.local_addr().unwrap());

@@ -411,7 +411,7 @@ impl Checker<'_> {
 /// (b) The trace holds the api's server span of the poll request, the worker's job span below
 /// it, and the worker's outbound HTTP client span below that, from both services: that chain,
 /// or what is missing.
-fn poll_chain(trace: &Trace) -> anyhow::Result<String> {
+pub(super) fn poll_chain(trace: &Trace) -> anyhow::Result<String> {
     let poll_span = format!("POST {POLL_ROUTE}");
     let server = trace
         .find("ampel-api", SpanKind::Server, &poll_span)

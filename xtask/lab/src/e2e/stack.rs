@@ -207,6 +207,8 @@ impl Stack {
             // Listen addresses are container addresses (0.0.0.0:PORT); the caller picks free
             // ones on the host.
             .filter(|key| !key.ends_with("_LISTEN_ADDR"))
+            // A folder in the image; the browser e2e gives the host's build.
+            .filter(|key| *key != ampel_api::config::WEB_DIR_VAR)
             .filter_map(|key| {
                 let value = compose::interpolate(&app.env(key)?, lookup);
                 let value = self.containers.rewrite(&value);
