@@ -176,6 +176,7 @@ fn notification(message: &[u8]) -> Result<Fields, String> {
 mod tests {
     use super::*;
     use crate::AlertCatcher;
+    use crate::tests::assert_firing_then_resolved;
 
     /// A message as Alertmanager 0.25's email notifier writes it for `alertmanager.yml`'s email
     /// receiver: its configured headers (values Q-encoded when not ASCII), then Message-Id,
@@ -259,31 +260,14 @@ mod tests {
                 "{replies:?}"
             );
         }
-        let seen: Vec<_> = catcher
-            .notifications()
-            .into_iter()
-            .map(|n| {
-                (
-                    n.receiver,
-                    n.status,
-                    n.alertname,
-                    n.service,
-                    n.summary,
-                    n.runbook_url,
-                )
-            })
-            .collect();
-        let expected = |status| {
-            (
-                Receiver::Email,
-                status,
-                "PollerSlow".to_owned(),
-                "worker".to_owned(),
-                "Polls take long: résumé".to_owned(),
-                "https://github.com/ampel/ops/blob/main/RUNBOOK.md#pollerslow".to_owned(),
-            )
-        };
-        assert_eq!(seen, [expected(Status::Firing), expected(Status::Resolved)]);
+        assert_firing_then_resolved(
+            &catcher,
+            Receiver::Email,
+            "PollerSlow",
+            "worker",
+            "Polls take long: résumé",
+            "https://github.com/ampel/ops/blob/main/RUNBOOK.md#pollerslow",
+        );
     }
 
     /// A mail without the status header is delivered (a relay takes it) but not recorded; a

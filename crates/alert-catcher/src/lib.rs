@@ -258,6 +258,44 @@ mod rfc3339 {
 mod tests {
     use super::*;
 
+    /// Asserts that `catcher` recorded, in order, a firing and a resolved notification through
+    /// `receiver`, both with these labels and annotations.
+    #[track_caller]
+    pub(crate) fn assert_firing_then_resolved(
+        catcher: &AlertCatcher,
+        receiver: Receiver,
+        alertname: &str,
+        service: &str,
+        summary: &str,
+        runbook_url: &str,
+    ) {
+        let seen: Vec<_> = catcher
+            .notifications()
+            .into_iter()
+            .map(|n| {
+                (
+                    n.receiver,
+                    n.status,
+                    n.alertname,
+                    n.service,
+                    n.summary,
+                    n.runbook_url,
+                )
+            })
+            .collect();
+        let expected = |status| {
+            (
+                receiver,
+                status,
+                alertname.to_owned(),
+                service.to_owned(),
+                summary.to_owned(),
+                runbook_url.to_owned(),
+            )
+        };
+        assert_eq!(seen, [expected(Status::Firing), expected(Status::Resolved)]);
+    }
+
     /// The addresses given are the ones bound, port 0 resolved: the e2e binds the containers'
     /// gateway IP, not loopback.
     #[tokio::test]

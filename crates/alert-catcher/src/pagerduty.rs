@@ -198,6 +198,7 @@ pub(crate) async fn enqueue(
 mod tests {
     use super::*;
     use crate::AlertCatcher;
+    use crate::tests::assert_firing_then_resolved;
 
     /// An event as Alertmanager 0.25's `notifyV2` encodes it for `alertmanager.yml`'s pagerduty
     /// receiver: the fields in `pagerDutyMessage`'s order, `custom_details` with the configured
@@ -269,31 +270,14 @@ mod tests {
                 })
             );
         }
-        let seen: Vec<_> = catcher
-            .notifications()
-            .into_iter()
-            .map(|n| {
-                (
-                    n.receiver,
-                    n.status,
-                    n.alertname,
-                    n.service,
-                    n.summary,
-                    n.runbook_url,
-                )
-            })
-            .collect();
-        let expected = |status| {
-            (
-                Receiver::PagerDuty,
-                status,
-                "ApiDown".to_owned(),
-                "api".to_owned(),
-                "The api answers no requests.".to_owned(),
-                "https://github.com/ampel/ops/blob/main/RUNBOOK.md#apidown".to_owned(),
-            )
-        };
-        assert_eq!(seen, [expected(Status::Firing), expected(Status::Resolved)]);
+        assert_firing_then_resolved(
+            &catcher,
+            Receiver::PagerDuty,
+            "ApiDown",
+            "api",
+            "The api answers no requests.",
+            "https://github.com/ampel/ops/blob/main/RUNBOOK.md#apidown",
+        );
     }
 
     /// An acknowledgement is processed but is no notification; a trigger without a key gets one.

@@ -101,6 +101,7 @@ mod tests {
 
     use super::*;
     use crate::AlertCatcher;
+    use crate::tests::assert_firing_then_resolved;
 
     /// A message as Alertmanager 0.25's slack notifier encodes it for `alertmanager.yml`'s slack
     /// receiver: `request` with one `attachment`, the defaults it fills in included.
@@ -156,31 +157,14 @@ mod tests {
             let answer = post(&catcher, path, alertmanager_message(status).to_string()).await;
             assert_eq!(answer, (200, "ok".to_owned()));
         }
-        let seen: Vec<_> = catcher
-            .notifications()
-            .into_iter()
-            .map(|n| {
-                (
-                    n.receiver,
-                    n.status,
-                    n.alertname,
-                    n.service,
-                    n.summary,
-                    n.runbook_url,
-                )
-            })
-            .collect();
-        let expected = |status| {
-            (
-                Receiver::Slack,
-                status,
-                "WorkerJobsFailing".to_owned(),
-                "worker".to_owned(),
-                "Jobs fail: résumé below.".to_owned(),
-                "https://github.com/ampel/ops/blob/main/RUNBOOK.md#workerjobsfailing".to_owned(),
-            )
-        };
-        assert_eq!(seen, [expected(Status::Firing), expected(Status::Resolved)]);
+        assert_firing_then_resolved(
+            &catcher,
+            Receiver::Slack,
+            "WorkerJobsFailing",
+            "worker",
+            "Jobs fail: résumé below.",
+            "https://github.com/ampel/ops/blob/main/RUNBOOK.md#workerjobsfailing",
+        );
     }
 
     /// A plain text message is fine for Slack but no notification; the catcher says so and

@@ -328,6 +328,15 @@ latency_count 2
         );
     }
 
+    /// A client of `answers`, served on a free port for the rest of the test.
+    #[cfg(feature = "sink")]
+    async fn stub(answers: axum::Router) -> Prometheus {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, answers).await });
+        Prometheus::new(reqwest::Client::new(), url).unwrap()
+    }
+
     /// `/api/v1/query_exemplars`'s answer becomes typed series, the trace id among the labels;
     /// an error answer says what Prometheus said.
     #[cfg(feature = "sink")]
@@ -358,10 +367,7 @@ latency_count 2
                 },
             ),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, answers).await });
-        let prometheus = Prometheus::new(reqwest::Client::new(), url).unwrap();
+        let prometheus = stub(answers).await;
         let series = prometheus
             .query_exemplars("duration_seconds_bucket", 1.0, 2.5)
             .await
@@ -415,10 +421,7 @@ latency_count 2
                 },
             ),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, answers).await });
-        let prometheus = Prometheus::new(reqwest::Client::new(), url).unwrap();
+        let prometheus = stub(answers).await;
         for (query, count) in [("two", 2), ("none", 0), ("range[1m]", 1), ("1", 1)] {
             assert_eq!(
                 prometheus.series_count(query).await.unwrap(),

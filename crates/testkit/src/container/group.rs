@@ -52,14 +52,7 @@ impl Group {
     ) -> anyhow::Result<Self> {
         let specs: Vec<(String, ContainerSpec)> = specs
             .into_iter()
-            .map(|(name, spec)| {
-                let name = name.into();
-                let spec = match &network {
-                    Some(network) => spec.network(network, &name),
-                    None => spec,
-                };
-                (name, spec)
-            })
+            .map(|(name, spec)| (name.into(), spec))
             .collect();
         if specs.is_empty() {
             // Removes the network again, if there is one.
@@ -71,15 +64,11 @@ impl Group {
             .await;
             anyhow::bail!("a group needs at least one container");
         }
-        let started = futures::future::join_all(specs.into_iter().map(|(name, spec)| async move {
-            let since = Instant::now();
-            eprintln!("starting {name} ({})", spec.image());
-            let running = start(&spec)
-                .await
-                .with_context(|| format!("start {name}"))?;
-            eprintln!("{name} ready in {:.1}s", since.elapsed().as_secs_f64());
-            anyhow::Ok((name, running))
-        }))
+        let started = futures::future::join_all(
+            specs
+                .into_iter()
+                .map(|(name, spec)| start_member(name, spec, network.as_deref())),
+        )
         .await;
         let mut group = Group {
             members: Vec::new(),
@@ -111,17 +100,8 @@ impl Group {
             self.get(&name).is_none(),
             "the group already has a member {name:?}"
         );
-        let spec = match &self.network {
-            Some(network) => spec.network(network, &name),
-            None => spec,
-        };
-        let since = Instant::now();
-        eprintln!("starting {name} ({})", spec.image());
-        let running = start(&spec)
-            .await
-            .with_context(|| format!("start {name}"))?;
-        eprintln!("{name} ready in {:.1}s", since.elapsed().as_secs_f64());
-        self.members.push((name, running));
+        let member = start_member(name, spec, self.network.as_deref()).await?;
+        self.members.push(member);
         Ok(())
     }
 
@@ -221,6 +201,26 @@ impl Group {
             eprintln!("  {name:<13} {} {}", running.keep(), ports.join(" "));
         }
     }
+}
+
+/// Starts `spec` as the member `name`, on `network` (under its name) if there is one, and waits
+/// until it is ready, printing progress to stderr.
+async fn start_member(
+    name: String,
+    spec: ContainerSpec,
+    network: Option<&str>,
+) -> anyhow::Result<(String, Running)> {
+    let spec = match network {
+        Some(network) => spec.network(network, &name),
+        None => spec,
+    };
+    let since = Instant::now();
+    eprintln!("starting {name} ({})", spec.image());
+    let running = start(&spec)
+        .await
+        .with_context(|| format!("start {name}"))?;
+    eprintln!("{name} ready in {:.1}s", since.elapsed().as_secs_f64());
+    Ok((name, running))
 }
 
 /// `value` with `//name:port` and `@name:port` replaced by `//address` and `@address` for each

@@ -141,13 +141,6 @@ fn burn_rate(slo: &Objective, y: usize) -> Value {
         })
         .collect();
     burns.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let steps: Vec<Value> = std::iter::once(json!({ "color": "green", "value": null }))
-        .chain(
-            burns
-                .iter()
-                .map(|(factor, color)| json!({ "color": color, "value": factor })),
-        )
-        .collect();
     let factors: Vec<String> = ALERTS
         .iter()
         .map(|alert| {
@@ -162,36 +155,18 @@ fn burn_rate(slo: &Objective, y: usize) -> Value {
             )
         })
         .collect();
-    json!({
-        "type": "timeseries",
-        "title": format!("{}: burn rate per window", slo.name),
-        "description": format!("Error ratio / (1 - objective): 1 spends the budget exactly over {}. {}.", slo.window.range(), factors.join("; ")),
-        "datasource": prometheus(),
-        "gridPos": { "h": 8, "w": 12, "x": 6, "y": y },
-        "targets": targets,
-        "fieldConfig": {
-            "defaults": {
-                "unit": "none",
-                "color": { "mode": "palette-classic" },
-                "custom": {
-                    "drawStyle": "line",
-                    "lineWidth": 1,
-                    "fillOpacity": 0,
-                    "showPoints": "never",
-                    "spanNulls": false,
-                    "stacking": { "mode": "none", "group": "A" },
-                    "thresholdsStyle": { "mode": "line" }
-                },
-                "thresholds": { "mode": "absolute", "steps": steps },
-                "min": 0
-            },
-            "overrides": []
-        },
-        "options": {
-            "legend": { "displayMode": "list", "placement": "bottom", "showLegend": true },
-            "tooltip": { "mode": "multi", "sort": "desc" }
-        }
-    })
+    timeseries(
+        format!("{}: burn rate per window", slo.name),
+        format!(
+            "Error ratio / (1 - objective): 1 spends the budget exactly over {}. {}.",
+            slo.window.range(),
+            factors.join("; ")
+        ),
+        json!({ "h": 8, "w": 12, "x": 6, "y": y }),
+        "none",
+        targets,
+        &burns,
+    )
 }
 
 fn error_ratio(slo: &Objective, y: usize) -> Value {
@@ -206,16 +181,47 @@ fn error_ratio(slo: &Objective, y: usize) -> Value {
             "budget",
         )])
         .collect();
+    timeseries(
+        format!("{}: error ratio", slo.name),
+        format!(
+            "Share of bad events over 5m, 1h and {}, and the share the budget allows (1 - objective). Good events: {}",
+            slo.window.range(),
+            slo.description
+        ),
+        json!({ "h": 8, "w": 6, "x": 18, "y": y }),
+        "percentunit",
+        targets,
+        &[],
+    )
+}
+
+/// A time series panel of `targets` in `unit`, green below a line at each `(value, color)`.
+fn timeseries(
+    title: String,
+    description: String,
+    grid_pos: Value,
+    unit: &str,
+    targets: Vec<Value>,
+    lines: &[(f64, &str)],
+) -> Value {
+    let steps: Vec<Value> = std::iter::once(json!({ "color": "green", "value": null }))
+        .chain(
+            lines
+                .iter()
+                .map(|(value, color)| json!({ "color": color, "value": value })),
+        )
+        .collect();
+    let thresholds_style = if lines.is_empty() { "off" } else { "line" };
     json!({
         "type": "timeseries",
-        "title": format!("{}: error ratio", slo.name),
-        "description": format!("Share of bad events over 5m, 1h and {}, and the share the budget allows (1 - objective). Good events: {}", slo.window.range(), slo.description),
+        "title": title,
+        "description": description,
         "datasource": prometheus(),
-        "gridPos": { "h": 8, "w": 6, "x": 18, "y": y },
+        "gridPos": grid_pos,
         "targets": targets,
         "fieldConfig": {
             "defaults": {
-                "unit": "percentunit",
+                "unit": unit,
                 "color": { "mode": "palette-classic" },
                 "custom": {
                     "drawStyle": "line",
@@ -224,12 +230,9 @@ fn error_ratio(slo: &Objective, y: usize) -> Value {
                     "showPoints": "never",
                     "spanNulls": false,
                     "stacking": { "mode": "none", "group": "A" },
-                    "thresholdsStyle": { "mode": "off" }
+                    "thresholdsStyle": { "mode": thresholds_style }
                 },
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [{ "color": "green", "value": null }]
-                },
+                "thresholds": { "mode": "absolute", "steps": steps },
                 "min": 0
             },
             "overrides": []
