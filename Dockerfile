@@ -20,8 +20,8 @@
 #                     a Cargo.toml or Cargo.lock changes), then the real sources
 #   web               the dashboard's page (frontend/, `npm ci && npm run build`) on NODE_IMAGE
 #   runtime           RUNTIME_BASE + ca-certificates + a non-root user
-#   api, worker,      runtime + the binary from builder (api: + the page from web, which
-#   alert-catcher     compose's AMPEL_WEB_DIR names)
+#   api, worker,      runtime + the binary from builder (api: + the page from web, in the
+#   alert-catcher     folder its ENV AMPEL_WEB_DIR names; `cargo xtask check` holds them together)
 #   *-prebuilt        runtime + the binary from the build context's target/release/
 #                     (the host's glibc must not be newer than RUNTIME_BASE's: bookworm = 2.36);
 #                     api-prebuilt also the page from the context's frontend/dist (build it on the
@@ -96,7 +96,7 @@ ENV RUST_LOG=info
 FROM runtime AS api
 COPY --from=builder /out/ampel-api /usr/local/bin/ampel-api
 COPY --from=web /web/dist /usr/local/share/ampel/web
-ENV API_LISTEN_ADDR=0.0.0.0:8080
+ENV API_LISTEN_ADDR=0.0.0.0:8080 AMPEL_WEB_DIR=/usr/local/share/ampel/web
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/ampel-api"]
 
@@ -117,7 +117,7 @@ ENTRYPOINT ["/usr/local/bin/alert-catcher"]
 FROM runtime AS api-prebuilt
 COPY target/release/ampel-api /usr/local/bin/ampel-api
 COPY frontend/dist /usr/local/share/ampel/web
-ENV API_LISTEN_ADDR=0.0.0.0:8080
+ENV API_LISTEN_ADDR=0.0.0.0:8080 AMPEL_WEB_DIR=/usr/local/share/ampel/web
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/ampel-api"]
 

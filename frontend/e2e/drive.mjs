@@ -3,8 +3,10 @@
 // did and saw; the Rust half (xtask/lab/src/e2e/browser.rs) looks for it in the stores.
 //
 //   node frontend/e2e/drive.mjs --url http://127.0.0.1:PORT --out target/e2e/browser \
-//        --owner e2e-someone [--strip-traceparent] [--block-beacons]
+//        --owner e2e-someone [--missing gone] [--strip-traceparent] [--block-beacons]
 //
+// --missing names a repository of the owner that the provider does not have: the driver follows
+// and polls it too, so the worker's job fails in a trace that starts in the browser.
 // --strip-traceparent removes the W3C header from the page's API calls, as a server or proxy
 // that does not allow it would; --block-beacons fails the vitals beacons. Each must make its
 // check fail.
@@ -18,6 +20,7 @@ const { values: flags } = parseArgs({
     url: { type: 'string' },
     out: { type: 'string' },
     owner: { type: 'string' },
+    missing: { type: 'string' },
     'strip-traceparent': { type: 'boolean', default: false },
     'block-beacons': { type: 'boolean', default: false },
     chromium: { type: 'string', default: process.env.AMPEL_CHROMIUM ?? '/usr/bin/chromium' },
@@ -87,26 +90,39 @@ try {
     seen.screenshots.push(path);
   };
 
+  // Follows `owner/name` and polls it; the poll's trace id, once its fetch span is exported.
+  const followAndPoll = async (name, previous) => {
+    await page.getByTestId('owner').fill(flags.owner, { timeout: STEP });
+    await page.getByTestId('name').fill(name);
+    await page.getByTestId('follow').click();
+    const row = page.getByTestId('repository').filter({ hasText: `${flags.owner}/${name}` });
+    await row.getByTestId('poll').click({ timeout: STEP });
+    const traceId = page.getByTestId('last-trace-id');
+    let shown = traceId.filter({ hasText: /^[0-9a-f]{32}$/ });
+    if (previous) shown = shown.filter({ hasNotText: previous });
+    await shown.waitFor({ timeout: STEP });
+    const exported = page.waitForRequest((request) => request.url().endsWith('/otlp/v1/traces'), { timeout: STEP })
+      .catch(() => null);
+    const id = (await traceId.textContent()).trim();
+    // The poll's fetch span leaves in the next batch (500 ms), while the page is still open.
+    await exported;
+    return id;
+  };
+
   // Load, follow a repository, poll it: the poll's trace starts in the browser.
   await page.goto(flags.url, { waitUntil: 'load', timeout: STEP });
-  await page.getByTestId('owner').fill(flags.owner, { timeout: STEP });
-  await page.getByTestId('name').fill('ampel');
-  await page.getByTestId('follow').click();
-  const row = page.getByTestId('repository').filter({ hasText: `${flags.owner}/ampel` });
-  await row.getByTestId('poll').click({ timeout: STEP });
-  const traceId = page.getByTestId('last-trace-id');
-  await traceId.filter({ hasText: /^[0-9a-f]{32}$/ }).waitFor({ timeout: STEP });
-  const exported = page.waitForRequest((request) => request.url().endsWith('/otlp/v1/traces'), { timeout: STEP })
-    .catch(() => null);
-  seen.trace_id = (await traceId.textContent()).trim();
-  step('polled');
-  // The poll's fetch span leaves in the next batch (500 ms), while the page is still open.
-  await exported;
+  seen.trace_id = await followAndPoll('ampel');
   step('exported');
-  await page.getByTestId('pull-requests').filter({ hasText: `${flags.owner}/ampel` }).first()
-    .waitFor({ timeout: STEP }).catch(() => {});
+  // The list refreshes after the poll's job stored them (the titles name the repository).
+  seen.pull_requests_shown = await page.getByTestId('pull-requests').locator('li')
+    .filter({ hasText: `${flags.owner}/ampel:` }).first()
+    .waitFor({ timeout: STEP }).then(() => true, () => false);
   step('pull requests');
   await shot('dashboard');
+  if (flags.missing) {
+    seen.missing_trace_id = await followAndPoll(flags.missing, seen.trace_id);
+    step('missing polled');
+  }
 
   // Leaving the page sends what web-vitals still holds (LCP, CLS, INP) and flushes the spans.
   await page.goto('about:blank');
@@ -114,6 +130,10 @@ try {
 
   // The error path: a component throws; the boundary shows its fallback and reports the error.
   await page.goto(new URL('/?e2e-crash=1', flags.url).href, { waitUntil: 'load', timeout: STEP });
+  // The report leaves in the next batch (500 ms): wait for the relay's answer while the page is
+  // open, as for the poll's span; a flush on pagehide alone can lose it.
+  const reported = page.waitForResponse((response) => response.url().endsWith('/otlp/v1/logs'), { timeout: STEP })
+    .catch(() => null);
   await page.getByTestId('crash').click({ timeout: STEP });
   await page.getByTestId('error-fallback').waitFor({ timeout: STEP });
   seen.fallback = true;
@@ -122,8 +142,9 @@ try {
   await reference.filter({ hasText: /^[0-9a-f]{32}$/ }).waitFor({ timeout: STEP });
   seen.error_trace_id = (await reference.textContent()).trim();
   await shot('error-fallback');
-  await page.goto('about:blank');
+  await reported;
   step('error reported');
+  await page.goto('about:blank');
 } catch (error) {
   seen.error = String(error?.message ?? error);
   // What was on screen, for the report.

@@ -54,23 +54,29 @@ pub const EXPORTER_METRICS: &[&str] = &[
     "redis_uptime_in_seconds",
 ];
 
-/// Grafana's built-in variables in dashboard queries, with the values Grafana gives them for a
-/// dashboard's last hour at the Prometheus datasource's `timeInterval` of 5 s: `$__interval` is
-/// never below it, `$__rate_interval` is four of it.
-const GRAFANA_VARIABLES: [(&str, &str); 3] = [
-    ("__rate_interval", "20s"),
-    ("__interval", "5s"),
-    ("__range", "1h"),
-];
+/// `$__interval` at the Prometheus datasource's `timeInterval` of 5 s, which it is never below;
+/// also the step a query over time must use for its `[$__interval]` windows to cover the range.
+pub const INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// `expr` with Grafana's variables replaced by [`GRAFANA_VARIABLES`]' values; `Err` names the
+/// Grafana's built-in variables in dashboard queries, with the values Grafana gives them for a
+/// dashboard's last hour: `$__interval` is [`INTERVAL`], `$__rate_interval` four of it.
+fn grafana_variables() -> [(&'static str, String); 3] {
+    let interval = INTERVAL.as_secs();
+    [
+        ("__rate_interval", format!("{}s", 4 * interval)),
+        ("__interval", format!("{interval}s")),
+        ("__range", "1h".to_owned()),
+    ]
+}
+
+/// `expr` with Grafana's variables replaced by [`grafana_variables`]' values; `Err` names the
 /// first variable it cannot replace (a `$` before anything else is a regex anchor).
 pub fn substitute(expr: &str) -> Result<String, String> {
     let mut expr = expr.to_owned();
-    for (variable, value) in GRAFANA_VARIABLES {
+    for (variable, value) in grafana_variables() {
         expr = expr
-            .replace(&format!("${{{variable}}}"), value)
-            .replace(&format!("${variable}"), value);
+            .replace(&format!("${{{variable}}}"), &value)
+            .replace(&format!("${variable}"), &value);
     }
     match expr.find('$') {
         Some(at)
@@ -222,6 +228,27 @@ pub struct Query {
     /// A panel's datasource type (see [`Target::datasource`]); `prometheus` for a rule.
     pub datasource: Option<String>,
     pub expr: String,
+}
+
+/// The language of a [`Query`], by its datasource's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Language {
+    /// Prometheus, also for a panel that names no datasource (Grafana's default is Prometheus).
+    Promql,
+    /// Loki.
+    Logql,
+    /// Any other datasource type (`tempo`: TraceQL).
+    Other(String),
+}
+
+impl Query {
+    pub fn language(&self) -> Language {
+        match self.datasource.as_deref() {
+            None | Some("prometheus") => Language::Promql,
+            Some("loki") => Language::Logql,
+            Some(other) => Language::Other(other.to_owned()),
+        }
+    }
 }
 
 /// The queries of dashboard `file` (its text: `text`), one per target.

@@ -1,6 +1,8 @@
 //! Errors as JSON: `{"error": "...", "detail": "..."}` with the status that says whose fault it
 //! is. Client errors are not logged as errors; server errors are logged inside the request's
-//! span (so the log line carries its trace id) and the client gets a generic message.
+//! span (so the log line carries its trace id), with OpenTelemetry's `exception.type` and
+//! `exception.message` as the browser's error reports have them, and the client gets a generic
+//! message.
 
 use axum::{
     Json,
@@ -67,7 +69,11 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let detail = match &self {
             Self::Internal(err) => {
-                tracing::error!(error = format!("{err:#}"), "request failed");
+                tracing::error!(
+                    exception.r#type = std::any::type_name_of_val(err),
+                    exception.message = format!("{err:#}"),
+                    "request failed"
+                );
                 "the server failed to handle the request; its logs have the details".to_owned()
             }
             // Not an error of ours: the upstream's outage has its own alerts.

@@ -96,6 +96,8 @@ pub fn pull_requests(owner: &str, repo: &str) -> Vec<PullRequest> {
 struct Shared {
     mode: watch::Sender<Mode>,
     calls: Mutex<Vec<Call>>,
+    /// `owner/repo` of the repositories that answer 404, whatever the mode.
+    missing: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -125,6 +127,7 @@ impl FakeGithub {
         let shared = Arc::new(Shared {
             mode: watch::Sender::new(mode),
             calls: Mutex::default(),
+            missing: Mutex::default(),
         });
         let app = Router::new()
             .route("/repos/{owner}/{repo}/pulls", get(pulls))
@@ -149,6 +152,16 @@ impl FakeGithub {
     /// Applies to the requests that arrive from now on and to those held by [`Mode::Hang`].
     pub fn set_mode(&self, mode: Mode) {
         self.shared.mode.send_replace(mode);
+    }
+
+    /// From now on `owner/repo` answers 404 with GitHub's body, as a repository that does not
+    /// exist (or that the token cannot see) does.
+    pub fn remove(&self, owner: &str, repo: &str) {
+        self.shared
+            .missing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(format!("{owner}/{repo}"));
     }
 
     /// Requests received so far, answered or not.
@@ -182,6 +195,22 @@ async fn pulls(
         repo: repo.clone(),
         traceparent,
     });
+    let missing = shared
+        .missing
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&format!("{owner}/{repo}"));
+    if missing {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({
+                "message": "Not Found",
+                "documentation_url": "https://docs.github.com/rest/pulls/pulls#list-pull-requests",
+                "status": "404"
+            })),
+        )
+            .into_response();
+    }
     let mut mode = shared.mode.subscribe();
     // The sender lives in `shared`, which this handler holds, so the wait cannot fail.
     let answer = *mode
@@ -246,6 +275,21 @@ mod tests {
         let github = FakeGithub::start(Mode::Fail).await.unwrap();
         assert_eq!(get(&github).await.status(), 500);
         assert_eq!(github.call_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_removed_repository_answers_404_and_others_still_200() {
+        let github = FakeGithub::start(Mode::Ok).await.unwrap();
+        github.remove("rust-lang", "cargo");
+        let response = get(&github).await;
+        assert_eq!(response.status(), 404);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["message"], "Not Found", "{body}");
+        let other = reqwest::get(format!("{}/repos/rust-lang/rust/pulls", github.base_url()))
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 200);
+        assert_eq!(github.call_count(), 2);
     }
 
     #[tokio::test]

@@ -12,7 +12,12 @@ pub const HANDLED_SIGNALS: [&str; 2] = [INTERRUPT, TERMINATE];
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, signal = INTERRUPT, "cannot listen for the signal");
+            tracing::error!(
+                exception.r#type = std::any::type_name_of_val(&err),
+                exception.message = %err,
+                signal = INTERRUPT,
+                "cannot listen for the signal"
+            );
             std::future::pending::<()>().await;
         }
     };
@@ -23,7 +28,12 @@ pub async fn shutdown_signal() {
                 signal.recv().await;
             }
             Err(err) => {
-                tracing::error!(error = %err, signal = TERMINATE, "cannot listen for the signal");
+                tracing::error!(
+                    exception.r#type = std::any::type_name_of_val(&err),
+                    exception.message = %err,
+                    signal = TERMINATE,
+                    "cannot listen for the signal"
+                );
                 std::future::pending::<()>().await;
             }
         }

@@ -98,32 +98,74 @@ impl Loki {
             base_url: base_url.into(),
         }
     }
+
+    /// `GET /loki/api/v1/query_range` over the last hour, newest first, at `step` (Loki's
+    /// default when `None`); what was asked (for messages) and the body. `categorize`:
+    /// structured metadata apart from the stream labels.
+    async fn query_range(
+        &self,
+        query: &str,
+        step: Option<Duration>,
+        categorize: bool,
+    ) -> anyhow::Result<(String, String)> {
+        let url = format!("{}/loki/api/v1/query_range", self.base_url);
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)?
+            .saturating_sub(LOOKBACK);
+        let mut request = self.http.get(&url).query(&[
+            ("query", query),
+            ("start", &start.as_nanos().to_string()),
+            ("limit", "100"),
+            ("direction", "backward"),
+        ]);
+        if let Some(step) = step {
+            request = request.query(&[("step", format!("{}s", step.as_secs_f64()))]);
+        }
+        if categorize {
+            request = request.header("X-Loki-Response-Encoding-Flags", "categorize-labels");
+        }
+        let what = format!("GET {url} ({query})");
+        let body = fetch(request, &what)
+            .await?
+            .with_context(|| format!("{what}: 404 Not Found"))?;
+        Ok((what, body))
+    }
+
+    /// How many streams (a log query) or series (a metric query such as `count_over_time`)
+    /// `query` returns over the last hour: for "does this LogQL find data", whatever its type.
+    /// A metric query is evaluated every `step`: its range windows (`[5s]`) must be at least that
+    /// long to cover the hour, as Grafana's `$__interval` is. A query Loki refuses (a LogQL
+    /// syntax error, say) is an error naming Loki's reason.
+    pub async fn series_count(&self, query: &str, step: Duration) -> anyhow::Result<usize> {
+        #[derive(Deserialize)]
+        struct Counted {
+            status: String,
+            data: CountedData,
+        }
+        #[derive(Deserialize)]
+        struct CountedData {
+            #[serde(default)]
+            result: Vec<serde::de::IgnoredAny>,
+        }
+        let (what, body) = self.query_range(query, Some(step), false).await?;
+        let counted: Counted = serde_json::from_str(&body)
+            .with_context(|| format!("{what}: unexpected body: {}", excerpt(&body)))?;
+        anyhow::ensure!(
+            counted.status == "success",
+            "{what}: status {:?}",
+            counted.status
+        );
+        Ok(counted.data.result.len())
+    }
 }
 
 #[async_trait::async_trait]
 impl LogStore for Loki {
     async fn records(&self, trace_id: &str) -> anyhow::Result<Vec<LogRecord>> {
-        let url = format!("{}/loki/api/v1/query_range", self.base_url);
-        let start = SystemTime::now()
-            .duration_since(UNIX_EPOCH)?
-            .saturating_sub(LOOKBACK);
         // A stream selector is mandatory; `=~".+"` matches every service, the filter does the work.
         let query = format!(r#"{{service_name=~".+"}} | trace_id="{trace_id}""#);
-        let request = self
-            .http
-            .get(&url)
-            .header("X-Loki-Response-Encoding-Flags", "categorize-labels")
-            .query(&[
-                ("query", query.as_str()),
-                ("start", &start.as_nanos().to_string()),
-                ("limit", "100"),
-                ("direction", "backward"),
-            ]);
-        let what = format!("GET {url} ({query})");
-        let body = fetch(request, &what)
-            .await?
-            .with_context(|| format!("{what}: 404 Not Found"))?;
-        parse(&body).with_context(|| format!("GET {url}: unexpected body: {}", excerpt(&body)))
+        let (what, body) = self.query_range(&query, None, true).await?;
+        parse(&body).with_context(|| format!("{what}: unexpected body: {}", excerpt(&body)))
     }
 }
 
@@ -199,6 +241,42 @@ mod tests {
         assert_eq!(records[0].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(records[0].service, "shop-worker");
         assert_eq!(records[0].span_id, None);
+    }
+
+    /// `series_count` counts streams and series alike at the step it is given, and reports what
+    /// Loki says of a query it refuses.
+    #[cfg(feature = "sink")]
+    #[tokio::test]
+    async fn series_count_counts_streams_and_series_and_reports_refusals() {
+        use axum::{Router, extract::Query, http::StatusCode, routing::get};
+        use std::collections::BTreeMap;
+        let answers = Router::new().route(
+            "/loki/api/v1/query_range",
+            get(|query: Query<BTreeMap<String, String>>| async move {
+                // The step is asked for: without it Loki picks one wider than the windows.
+                if query.get("step").map(String::as_str) != Some("5s") {
+                    return (StatusCode::BAD_REQUEST, "no step=5s");
+                }
+                match query["query"].as_str() {
+                    "{a=\"1\"}" => (StatusCode::OK, r#"{"status":"success","data":{"resultType":"streams","result":[{"stream":{},"values":[]},{"stream":{},"values":[]}]}}"#),
+                    "count_over_time({a=\"1\"}[1m])" => (StatusCode::OK, r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[]}]}}"#),
+                    _ => (StatusCode::BAD_REQUEST, "parse error at line 1, col 2: syntax error"),
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, answers).await });
+        let loki = super::Loki::new(reqwest::Client::new(), url);
+        let step = std::time::Duration::from_secs(5);
+        assert_eq!(loki.series_count("{a=\"1\"}", step).await.unwrap(), 2);
+        let metric = "count_over_time({a=\"1\"}[1m])";
+        assert_eq!(loki.series_count(metric, step).await.unwrap(), 1);
+        let refused = format!("{:#}", loki.series_count("{a=", step).await.unwrap_err());
+        assert!(
+            refused.contains("400 Bad Request: parse error"),
+            "{refused}"
+        );
     }
 
     /// A metric query's answer is refused rather than read as "no logs".

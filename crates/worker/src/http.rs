@@ -32,6 +32,10 @@ pub(crate) async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
     {
-        tracing::error!(error = %err, "the metrics listener failed");
+        tracing::error!(
+            exception.r#type = std::any::type_name_of_val(&err),
+            exception.message = %err,
+            "the metrics listener failed"
+        );
     }
 }

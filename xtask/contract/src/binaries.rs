@@ -54,6 +54,9 @@ pub struct Binary {
     /// The variables of the addresses it serves another protocol on (the catcher's SMTP): any
     /// port, every interface, and a route may go there.
     pub other_listen_vars: &'static [&'static str],
+    /// The variable it reads the dashboard page's folder from, if it serves the page: it must
+    /// name the folder the image holds the page in.
+    pub web_dir_var: Option<&'static str>,
     /// The paths it serves on its listen address that probes and scrapes may ask.
     pub routes: &'static [&'static str],
     /// Liveness, for the platform's health checks.
@@ -93,6 +96,7 @@ pub const API: Binary = Binary {
     default_listen_addr: linked!(ampel_api::config::DEFAULT_LISTEN_ADDR),
     metrics_listen_var: Some(ampel_api::config::METRICS_LISTEN_ADDR_VAR),
     other_listen_vars: &[],
+    web_dir_var: Some(ampel_api::config::WEB_DIR_VAR),
     routes: &[
         ampel_api::routes::HEALTH,
         ampel_api::routes::READY,
@@ -115,6 +119,7 @@ pub const WORKER: Binary = Binary {
     default_listen_addr: linked!(ampel_worker::DEFAULT_LISTEN_ADDR),
     metrics_listen_var: None,
     other_listen_vars: &[],
+    web_dir_var: None,
     routes: &[ampel_worker::http::HEALTH, ampel_worker::http::METRICS],
     health: ampel_worker::http::HEALTH,
     metrics: Some(ampel_worker::http::METRICS),
@@ -135,6 +140,7 @@ pub const ALERT_CATCHER: Binary = Binary {
     default_listen_addr: linked!(alert_catcher::DEFAULT_LISTEN_ADDR),
     metrics_listen_var: None,
     other_listen_vars: &[alert_catcher::SMTP_LISTEN_ADDR_VAR],
+    web_dir_var: None,
     routes: &alert_catcher::NOTIFICATIONS_PATHS,
     health: alert_catcher::NOTIFICATIONS_PATHS[0],
     metrics: None,
@@ -228,6 +234,8 @@ pub struct Deployment {
     pub program: Option<Stated<String>>,
     /// The environment the binary starts with: the stage's ENV under the target's own.
     pub env: BTreeMap<String, Stated<String>>,
+    /// Where its image holds the dashboard's page (the COPY's destination), if it does.
+    pub page: Option<Stated<String>>,
     /// One per kind the target has a say in; each needs an entry, and every entry must be right.
     pub lists: Vec<Listed>,
 }
@@ -263,6 +271,7 @@ impl Binary {
                 )));
             }
         }
+        self.page(deployment, &mut problems);
         if self
             .port(deployment, self.listen_var, &mut problems)
             .is_none()
@@ -335,6 +344,37 @@ impl Binary {
             }
         }
         problems
+    }
+
+    /// The page's folder, as [`Binary::web_dir_var`] names it in `deployment`, is where its image
+    /// holds the page. The image's ENV is where it belongs, as for the listen address.
+    fn page(&self, deployment: &Deployment, problems: &mut Vec<Problem>) {
+        let (Some(var), Some(stage)) = (self.web_dir_var, &deployment.stage) else {
+            return;
+        };
+        let name = self.name;
+        let place = |page: &Stated<String>| format!("{}:{}", page.file, page.line.unwrap_or(0));
+        match (&deployment.page, deployment.env.get(var)) {
+            (Some(page), None) => problems.push(stage.problem(format!(
+                "stage {} COPYs the page into {} ({}), but sets no {var}, so {name} serves no page; add ENV {var}={}",
+                stage.value, page.value, place(page), page.value
+            ))),
+            (Some(page), Some(value)) if value.value != page.value => {
+                let fix = match value.file == stage.file {
+                    true => format!("set ENV {var}={}", page.value),
+                    false => "remove it: the image's ENV sets it".to_owned(),
+                };
+                problems.push(value.problem(format!(
+                    "{var}={:?}, but stage {} COPYs the page into {} ({}), so {name} fails to start; {fix}",
+                    value.value, stage.value, page.value, place(page)
+                )));
+            }
+            (None, Some(value)) => problems.push(value.problem(format!(
+                "{var}={:?}, but stage {} COPYs no page, so {name} fails to start; remove it or COPY the page (from {}/) there",
+                value.value, stage.value, xtask::web::FRONTEND
+            ))),
+            _ => {}
+        }
     }
 
     /// The port `var` sets in `deployment`, held to the rules every listen address keeps.

@@ -402,6 +402,7 @@ fn url_host_port(url: &str) -> Option<(&str, Option<u16>)> {
 mod tests {
     use super::*;
     use crate::problem::{Case, assert_cases};
+    use ampel_api::config::WEB_DIR_VAR;
 
     const COMPOSE: &str = "services:
   api:
@@ -452,8 +453,14 @@ mod tests {
       - targets: [\"localhost:9090\"]
 ";
 
-    const DOCKERFILE_TEXT: &str = "FROM debian AS runtime\nFROM runtime AS api\n\
-        ENV API_LISTEN_ADDR=0.0.0.0:8080\nEXPOSE 8080\nENTRYPOINT [\"/usr/local/bin/ampel-api\"]\n";
+    /// The api's stage, the page (`frontend/dist`) in the folder its ENV names.
+    fn dockerfile_text() -> String {
+        format!(
+            "FROM debian AS runtime\nFROM runtime AS api\nENV API_LISTEN_ADDR=0.0.0.0:8080\n\
+             EXPOSE 8080\nENTRYPOINT [\"/usr/local/bin/ampel-api\"]\nENV {WEB_DIR_VAR}=/srv/web\n\
+             COPY frontend/dist /srv/web\n"
+        )
+    }
     const DATASOURCES: &str = "observability/grafana/provisioning/datasources/datasources.yaml";
 
     /// The problems of the fixtures above after each `(file, from, to)` replacement, as
@@ -463,7 +470,7 @@ mod tests {
             (MAIN, COMPOSE.to_owned()),
             (xtask::compose::PEERS, "services: {}\n".to_owned()),
             (PROMETHEUS_YML, PROMETHEUS.to_owned()),
-            (DOCKERFILE, DOCKERFILE_TEXT.to_owned()),
+            (DOCKERFILE, dockerfile_text()),
             (
                 DATASOURCES,
                 "datasources:\n  - uid: prom\n    url: http://prometheus:9090\n".into(),
@@ -497,10 +504,26 @@ mod tests {
                 format!("    environment:\n      {line}\n"),
             )
         };
-        let (local, port_only, unknown) = (
+        let (local, port_only, unknown, page_moved) = (
             env("API_LISTEN_ADDR: \"127.0.0.1:8080\""),
             env("API_LISTEN_ADDR: \"8080\""),
             env("APP_LISTEN_ADDR: \"0.0.0.0:8080\""),
+            env(&format!("{WEB_DIR_VAR}: \"/srv/other\"")),
+        );
+        let web_env = format!("ENV {WEB_DIR_VAR}=/srv/web\n");
+        let (no_web_dir, page_elsewhere, page_override, no_page) = (
+            format!(
+                "Dockerfile:2: stage api COPYs the page into /srv/web (Dockerfile:6), but sets no {WEB_DIR_VAR}, so ampel-api serves no page; add ENV {WEB_DIR_VAR}=/srv/web"
+            ),
+            format!(
+                "Dockerfile:6: {WEB_DIR_VAR}=\"/srv/web\", but stage api COPYs the page into /srv/page (Dockerfile:7), so ampel-api fails to start; set ENV {WEB_DIR_VAR}=/srv/page"
+            ),
+            format!(
+                "compose/compose.yaml:8: {WEB_DIR_VAR}=\"/srv/other\", but stage api COPYs the page into /srv/web (Dockerfile:7), so ampel-api fails to start; remove it: the image's ENV sets it"
+            ),
+            format!(
+                "Dockerfile:6: {WEB_DIR_VAR}=\"/srv/web\", but stage api COPYs no page, so ampel-api fails to start; remove it or COPY the page (from frontend/) there"
+            ),
         );
         let no_check =
             "      test: [\"CMD-SHELL\", \"wget -q -O /dev/null http://127.0.0.1:8080/ready\"]\n";
@@ -515,6 +538,12 @@ mod tests {
             (&[(local.0, local.1, &local.2)], &["compose/compose.yaml:8: API_LISTEN_ADDR=\"127.0.0.1:8080\" binds one interface"]),
             (&[(port_only.0, port_only.1, &port_only.2)], &["compose/compose.yaml:8: API_LISTEN_ADDR=\"8080\" is not an address like 0.0.0.0:8080; fix it"]),
             (&[(unknown.0, unknown.1, &unknown.2)], &["compose/compose.yaml:8: APP_LISTEN_ADDR is not read by ampel-api, which listens on API_LISTEN_ADDR and API_METRICS_LISTEN_ADDR; fix the variable's name"]),
+            // The page's folder: the image's ENV names where its COPY put the page; compose
+            // may not point elsewhere.
+            (&[(DOCKERFILE, &web_env, "")], &[&no_web_dir]),
+            (&[(DOCKERFILE, "COPY frontend/dist /srv/web", "COPY frontend/dist /srv/page")], &[&page_elsewhere]),
+            (&[(page_moved.0, page_moved.1, &page_moved.2)], &[&page_override]),
+            (&[(DOCKERFILE, "COPY frontend/dist /srv/web\n", "")], &[&no_page]),
             (&[(MAIN, "target: api$", "target: apx$")], &["compose/compose.yaml:6: Dockerfile has no stage `AS apx`; add it or change this build target"]),
             (&[(DOCKERFILE, "bin/ampel-api", "bin/sh")], &["compose/compose.yaml:6: service api builds stage api, which runs Some(\"/usr/local/bin/sh\"), none of ampel-api, ampel-worker, alert-catcher; fix its build target"]),
             (&[(MAIN, "127.0.0.1:8080:8080", "127.0.0.1:8080:80")], &["compose/compose.yaml:10: service api's ports: port 80, but ampel-api serves HTTP on port 8080 (API_LISTEN_ADDR); use port 8080"]),

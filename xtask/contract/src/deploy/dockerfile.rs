@@ -1,12 +1,14 @@
 //! The Dockerfile's stages, as far as `check` and the preflight read them: each stage's name, the
-//! program its ENTRYPOINT runs, the variables its ENV sets and the ports it EXPOSEs, with their
-//! lines, and what it inherits from the stage it is built FROM. A stage that runs a binary is the
-//! image compose and Fly run, so it is a deploy target of its own, and theirs start from it.
+//! program its ENTRYPOINT runs, the variables its ENV sets, the ports it EXPOSEs and where it
+//! COPYs the dashboard's page, with their lines, and what it inherits from the stage it is built
+//! FROM. A stage that runs a binary is the image compose and Fly run, so it is a deploy target of
+//! its own, and theirs start from it.
 
 use std::collections::BTreeMap;
 
 use crate::binaries::{self, Deployment, Kind, Listed, Request};
 use crate::problem::{Problem, Stated};
+use xtask::web::FRONTEND;
 
 /// One `FROM … [AS name]` stage.
 #[derive(Debug, Default, Clone)]
@@ -19,6 +21,11 @@ pub struct Stage {
     pub env: BTreeMap<String, Stated<String>>,
     /// Its EXPOSE ports, as routes.
     pub expose: Vec<Stated<Request>>,
+    /// Where its image holds the dashboard's page: the destination of the last COPY from the
+    /// page's npm project ([`FRONTEND`]) or from a stage that copied from it (the page's build).
+    pub page: Option<Stated<String>>,
+    /// Whether it COPYs from [`FRONTEND`], so its files are the page's.
+    pub from_frontend: bool,
 }
 
 /// The stages of `text` (the Dockerfile at `file`), in order. Instructions before the first FROM
@@ -65,6 +72,20 @@ pub fn stages(file: &str, text: &str) -> Vec<Stage> {
                 .map(|port| port.trim_end_matches("/tcp").parse());
             let route = |port| Stated::new(Request::new(Some(port), None), file, Some(index + 1));
             stage.expose.extend(ports.flatten().map(route));
+        } else if instruction.eq_ignore_ascii_case("COPY") {
+            let Some((from, sources, destination)) = copy(rest) else {
+                continue;
+            };
+            let from_frontend = match from {
+                Some(from) => (stages.iter())
+                    .any(|other| other.name.as_deref() == Some(from) && other.from_frontend),
+                None => sources.iter().any(|source| in_frontend(source)),
+            };
+            let stage = stages.last_mut().expect("a COPY follows a FROM");
+            if from_frontend {
+                stage.page = Some(at(&destination));
+            }
+            stage.from_frontend |= from.is_none() && from_frontend;
         } else if instruction.eq_ignore_ascii_case("ENV") {
             match rest.split_once(char::is_whitespace) {
                 // The legacy form `ENV NAME value` sets one variable to the rest of the line.
@@ -82,6 +103,29 @@ pub fn stages(file: &str, text: &str) -> Vec<Stage> {
     stages
 }
 
+/// `[--from=stage] [--other flags] source… destination`, shell or exec form: the stage, the
+/// sources and the destination.
+fn copy(rest: &str) -> Option<(Option<&str>, Vec<String>, String)> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let flags = words.iter().take_while(|word| word.starts_with("--"));
+    let from = flags.clone().find_map(|flag| flag.strip_prefix("--from="));
+    let rest = words[flags.count()..].join(" ");
+    let mut paths = match serde_json::from_str::<Vec<String>>(&rest) {
+        Ok(paths) => paths,
+        Err(_) => rest.split_whitespace().map(str::to_owned).collect(),
+    };
+    let destination = paths.pop()?;
+    (!paths.is_empty()).then_some((from, paths, destination))
+}
+
+/// Whether a build-context path is inside the page's npm project.
+fn in_frontend(source: &str) -> bool {
+    let source = source.trim_start_matches("./");
+    source
+        .strip_prefix(FRONTEND)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 impl Stage {
     /// The image as it runs, before compose or Fly add their own settings.
     pub fn deployment(&self, file: &str) -> Deployment {
@@ -91,6 +135,7 @@ impl Stage {
             stage: Some(Stated::new(name, file, Some(self.line))),
             program: self.entrypoint.clone(),
             env: self.env.clone(),
+            page: self.page.clone(),
             ..Deployment::default()
         }
     }
@@ -171,5 +216,41 @@ mod tests {
             [Stated::new(route, "Dockerfile", Some(8))]
         );
         assert!(stages[2].env.contains_key("RUST_LOG") && stages[2].expose.is_empty());
+    }
+
+    /// The page is what a COPY brings from frontend/, directly or from a stage that copied from
+    /// it; other COPYs (a binary, the whole context) are not.
+    #[test]
+    fn stages_know_where_their_page_is() {
+        let stages = stages(
+            "Dockerfile",
+            "FROM node AS web\nCOPY frontend/package.json ./\nRUN npm run build\n\
+             FROM rust AS builder\nCOPY . .\n\
+             FROM debian AS api\nCOPY --from=builder /out/ampel-api /usr/local/bin/\n\
+             COPY --chown=1:1 --from=web /web/dist /srv/web\n\
+             FROM api AS again\n\
+             FROM debian AS prebuilt\nCOPY [\"./frontend/dist\", \"/srv/page\"]\n\
+             FROM debian AS none\nCOPY --from=builder /src/frontend-x /srv/x\nCOPY frontendx /srv/y\n",
+        );
+        let pages: Vec<String> = (stages.iter())
+            .map(|stage| {
+                let name = stage.name.as_deref().unwrap_or_default();
+                match &stage.page {
+                    Some(page) => format!("{name}: {} at {:?}", page.value, page.line),
+                    None => format!("{name}: none"),
+                }
+            })
+            .collect();
+        assert_eq!(
+            pages,
+            [
+                "web: ./ at Some(2)",
+                "builder: none",
+                "api: /srv/web at Some(8)",
+                "again: /srv/web at Some(8)",
+                "prebuilt: /srv/page at Some(11)",
+                "none: none",
+            ]
+        );
     }
 }

@@ -657,6 +657,10 @@ mod tests {
             env(API, "API_LISTEN_ADDR = \"localhost:8080\""),
             env(WORKER, "API_LISTEN_ADDR = \"0.0.0.0:8080\""),
         );
+        let web_dir = ampel_api::config::WEB_DIR_VAR;
+        let page_moved = env(API, &format!("{web_dir} = \"/srv/web\""));
+        let image_web_dir = format!(" {web_dir}=/usr/local/share/ampel/web");
+        let page = "stage api COPYs the page into /usr/local/share/ampel/web (Dockerfile:";
         let api_entrypoint = "ENTRYPOINT [\"/usr/local/bin/ampel-api\"]";
         #[rustfmt::skip]
         let cases: &[Case] = &[
@@ -670,6 +674,9 @@ mod tests {
             (&[(moved.0, moved.1, &moved.2)], &[&format!("fly/api.toml:N: API_LISTEN_ADDR=\"0.0.0.0:3000\" {default}")]),
             (&[(named.0, named.1, &named.2)], &["fly/api.toml:N: API_LISTEN_ADDR=\"localhost:8080\" is not an address like 0.0.0.0:8080; fix it"]),
             (&[(unknown.0, unknown.1, &unknown.2)], &["fly/worker.toml:N: API_LISTEN_ADDR is not read by ampel-worker, which listens on WORKER_LISTEN_ADDR; fix the variable's name"]),
+            // The image names the page's folder; [env] may not point elsewhere.
+            (&[(page_moved.0, page_moved.1, &page_moved.2)], &[&format!("fly/api.toml:N: {web_dir}=\"/srv/web\", but {page}")]),
+            (&[("Dockerfile", &image_web_dir, "")], &[&format!("Dockerfile:N: {page}")]),
             (&[("Dockerfile", "ENV API_LISTEN_ADDR=0.0.0.0:8080", "ENV API_LISTEN_ADDR=0.0.0.0:3000")], &[&format!("Dockerfile:N: API_LISTEN_ADDR=\"0.0.0.0:3000\" {default}")]),
             (&[(API, "internal_port = 8080", "internal_port = 3000")], &["fly/api.toml:N: [http_service]: port 3000, but ampel-api serves HTTP on port 8080 (API_LISTEN_ADDR); use port 8080", "fly/api.toml:N: [[http_service.checks]] (GET): port 3000, path /health, but"]),
             (&[("Dockerfile", "ENV WORKER_LISTEN_ADDR=0.0.0.0:8081\n", "")], &["Dockerfile:N: stage worker sets no WORKER_LISTEN_ADDR, so ampel-worker listens on ampel_worker::DEFAULT_LISTEN_ADDR"]),

@@ -12,6 +12,7 @@ use otel_testkit::sink::{Hung, Received, Sink};
 
 use super::app::{self, App, Binaries};
 use crate::e2e::apps;
+pub use crate::e2e::apps::Service;
 use xtask::compose::{self, ComposeFile};
 
 /// How long each part runs; `--quick` trades precision for a run of under 3 minutes.
@@ -84,30 +85,6 @@ pub struct Ctx {
     /// A queue of this run's own, so a worker elsewhere on the same Redis takes none of its jobs.
     queue: String,
     compose: ComposeFile,
-}
-
-/// The two binaries measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    Api,
-    Worker,
-}
-
-impl Service {
-    /// Its service in `compose/compose.yaml`.
-    fn compose_name(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Worker => "worker",
-        }
-    }
-
-    fn listen_var(self) -> &'static str {
-        match self {
-            Self::Api => ampel_api::config::LISTEN_ADDR_VAR,
-            Self::Worker => ampel_worker::LISTEN_ADDR_VAR,
-        }
-    }
 }
 
 /// Where a run's telemetry goes. Each holds its endpoint open for as long as it lives.
@@ -229,10 +206,7 @@ impl Ctx {
         env: Vec<(String, String)>,
         log: PathBuf,
     ) -> anyhow::Result<App> {
-        let (name, binary) = match service {
-            Service::Api => ("ampel-api", &self.binaries.api),
-            Service::Worker => ("ampel-worker", &self.binaries.worker),
-        };
+        let (name, binary) = (service.binary_name(), service.binary(&self.binaries));
         let mut command = tokio::process::Command::new("taskset");
         let server_cpu = app::SERVER_CPU.to_string();
         command.args(["-c", &server_cpu]).args(wrapper).arg(binary);

@@ -25,8 +25,9 @@ use anyhow::Context as _;
 use otel_testkit::checks::{Check, Checks};
 use otel_testkit::eventually;
 use serde::Deserialize;
+use xtask::queries::RuleFile;
 
-use super::apps;
+use super::apps::{self, Service};
 use super::stack::{Clock, Stack};
 
 /// How much faster than shipped the rules run: 5 minutes of errors become 10 seconds.
@@ -104,33 +105,11 @@ struct Expected {
 
 impl Expected {
     fn from_rules() -> anyhow::Result<Self> {
-        #[derive(Deserialize)]
-        struct File {
-            groups: Vec<Group>,
-        }
-        #[derive(Deserialize)]
-        struct Group {
-            rules: Vec<Rule>,
-        }
-        #[derive(Deserialize)]
-        struct Rule {
-            alert: Option<String>,
-            #[serde(default)]
-            labels: std::collections::BTreeMap<String, String>,
-            #[serde(default)]
-            annotations: std::collections::BTreeMap<String, String>,
-        }
         let path = xtask::util::project_root().join(RULES);
         let text = std::fs::read_to_string(&path).with_context(|| format!("read {RULES}"))?;
-        let file: File = serde_yaml::from_str(&text).with_context(|| format!("parse {RULES}"))?;
-        let rules: Vec<Rule> = file
-            .groups
-            .into_iter()
-            .flat_map(|group| group.rules)
-            .collect();
+        let file = RuleFile::parse(&text).with_context(|| format!("parse {RULES}"))?;
         let find = |name: &str| {
-            rules
-                .iter()
+            file.rules()
                 .find(|rule| rule.alert.as_deref() == Some(name))
                 .with_context(|| format!("{RULES} has no alert {name}: the alert test needs it"))
         };
@@ -224,14 +203,7 @@ async fn rounds_on(
     let alertmanager = stack.add_alertmanager(&env).await?;
 
     let address = apps::free_port(stack.host_ip)?;
-    let mut api_env = stack.app_env("api")?;
-    api_env.push((
-        ampel_api::config::LISTEN_ADDR_VAR.to_owned(),
-        address.to_string(),
-    ));
-    let log = xtask::util::project_root().join("target/e2e/alerts/api.log");
-    let mut api = apps::start("api", &binaries.api, address, &api_env, log)?;
-    api.ready(ampel_api::routes::READY).await?;
+    let api = apps::start_on(stack, binaries, Service::Api, address, "alerts", &[]).await?;
     stack.scrape(&[("api", address)], "alerts").await?;
 
     let healthy = Arc::new(AtomicBool::new(true));

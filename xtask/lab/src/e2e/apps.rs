@@ -11,6 +11,54 @@ use std::path::{Path, PathBuf};
 pub use otel_testkit::process::{Process as App, free_port, scrub};
 use xtask::util;
 
+use super::stack::Stack;
+
+/// One of the two apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Worker,
+}
+
+impl Service {
+    /// Its service in `compose/compose.yaml`.
+    pub fn compose_name(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Worker => "worker",
+        }
+    }
+
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Self::Api => "ampel-api",
+            Self::Worker => "ampel-worker",
+        }
+    }
+
+    pub fn binary(self, binaries: &Binaries) -> &Path {
+        match self {
+            Self::Api => &binaries.api,
+            Self::Worker => &binaries.worker,
+        }
+    }
+
+    pub fn listen_var(self) -> &'static str {
+        match self {
+            Self::Api => ampel_api::config::LISTEN_ADDR_VAR,
+            Self::Worker => ampel_worker::LISTEN_ADDR_VAR,
+        }
+    }
+
+    /// What says it is ready: the api's database and queue; the worker's process.
+    fn ready_path(self) -> &'static str {
+        match self {
+            Self::Api => ampel_api::routes::READY,
+            Self::Worker => ampel_worker::http::HEALTH,
+        }
+    }
+}
+
 /// The two binaries, built by [`build`].
 pub struct Binaries {
     pub api: PathBuf,
@@ -53,9 +101,36 @@ pub fn build(profile: Profile) -> anyhow::Result<Binaries> {
     Ok(Binaries::in_dir(&target))
 }
 
+/// Starts `service` for run `run` of the e2e on `address`, with the environment compose gives it
+/// pointed at `stack` and `own` laid over it, its log in `target/e2e/<run>/<service>.log`, and
+/// waits until it is ready.
+pub async fn start_on(
+    stack: &Stack,
+    binaries: &Binaries,
+    service: Service,
+    address: SocketAddr,
+    run: &str,
+    own: &[(&str, String)],
+) -> anyhow::Result<App> {
+    let name = service.compose_name();
+    let mut env = stack.app_env(name)?;
+    env.push((service.listen_var().to_owned(), address.to_string()));
+    env.extend(
+        own.iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone())),
+    );
+    let log = util::project_root()
+        .join("target/e2e")
+        .join(run)
+        .join(format!("{name}.log"));
+    let mut app = start(name, service.binary(binaries), address, &env, log)?;
+    app.ready(service.ready_path()).await?;
+    Ok(app)
+}
+
 /// Starts `binary` with `env` (over the inherited environment minus any `OTEL_*`, so a
 /// developer's shell cannot change what is exported), its output going to `log`.
-pub fn start(
+fn start(
     name: &str,
     binary: &Path,
     address: SocketAddr,

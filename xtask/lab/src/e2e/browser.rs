@@ -1,13 +1,17 @@
 //! `cargo xtask e2e --browser`: the dashboard's page in a real browser, observed. The page
 //! (`frontend/`, built here) is served by the api on the host; Debian's headless Chromium,
-//! driven by `frontend/e2e/drive.mjs` (playwright-core), follows a repository, polls it, leaves
-//! the page, and makes a component throw. Then the stores must hold:
+//! driven by `frontend/e2e/drive.mjs` (playwright-core), follows a repository, polls it, polls
+//! one the provider does not have, leaves the page, and makes a component throw. Then the stores
+//! must hold:
 //!
 //! - traces: one trace from the browser's `fetch` span through the api's server span (its child)
 //!   to the worker's job and its provider call;
 //! - vitals: the beacons of LCP, FCP and TTFB counted in `web_vitals_value`;
 //! - errors: the page's error as a log record of `ampel-web` with `exception.type`, under its
-//!   trace id; the fallback on screen (screenshots under `target/e2e/<run>/`).
+//!   trace id, and the fallback on screen (screenshots under `target/e2e/<run>/`); the worker's
+//!   error for the missing repository, with `exception.type`, in the trace of its poll;
+//! - panels: every dashboard query that needs a browser (web vitals; the errors dashboard's
+//!   LogQL when the logs are in Loki) finds data (`panels.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,10 +19,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use fake_github::{FakeGithub, Mode};
 use otel_testkit::checks::{Check, Checks};
-use otel_testkit::{SpanKind, Trace, eventually};
+use otel_testkit::{LogRecord, SpanKind, Trace, eventually};
 use serde::Deserialize;
 
-use super::apps::{self, Binaries};
+use super::apps::{self, Binaries, Service};
 use super::scenario::poll_chain;
 use super::stack::Stack;
 
@@ -32,6 +36,10 @@ const VITALS: [&str; 3] = ["LCP", "FCP", "TTFB"];
 const CRASH_TYPE: &str = "E2eCrash";
 /// The browser driver, relative to the workspace root.
 const DRIVER: &str = "frontend/e2e/drive.mjs";
+/// The repository the page follows that the provider does not have: its job fails.
+const MISSING: &str = "gone";
+/// The service whose jobs fail for [`MISSING`].
+const WORKER_SERVICE: &str = "ampel-worker";
 
 /// A browser signal the run checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +47,7 @@ pub enum Signal {
     Traces,
     Vitals,
     Errors,
+    Panels,
 }
 
 impl std::fmt::Display for Signal {
@@ -47,6 +56,7 @@ impl std::fmt::Display for Signal {
             Signal::Traces => "traces",
             Signal::Vitals => "vitals",
             Signal::Errors => "errors",
+            Signal::Panels => "panels",
         })
     }
 }
@@ -62,12 +72,16 @@ pub enum Break {
     Traceparent,
     /// The vitals beacons fail, as with a wrong beacon URL.
     Beacons,
+    /// The provider has the repository that should be missing: no job fails.
+    ServerError,
 }
 
 /// What the driver printed.
 #[derive(Debug, Default, Deserialize)]
 struct Seen {
     trace_id: Option<String>,
+    /// The trace of the poll of [`MISSING`].
+    missing_trace_id: Option<String>,
     error_trace_id: Option<String>,
     #[serde(default)]
     vitals: Vec<String>,
@@ -75,6 +89,9 @@ struct Seen {
     screenshots: Vec<PathBuf>,
     #[serde(default)]
     fallback: bool,
+    /// Whether the polled repository's pull requests were on screen for the screenshot.
+    #[serde(default)]
+    pull_requests_shown: bool,
     error: Option<String>,
     /// The api relay's answers to the page's OTLP exports.
     #[serde(default)]
@@ -115,53 +132,49 @@ pub(super) async fn one(
     broken: Option<Break>,
 ) -> anyhow::Result<Checks<Signal>> {
     let github = FakeGithub::start(Mode::Ok).await?;
+    let owner = format!("e2e-{run}-{}", std::process::id());
+    if broken != Some(Break::ServerError) {
+        github.remove(&owner, MISSING);
+    }
     let api_address = apps::free_port(stack.host_ip)?;
     let worker_address = apps::free_port(stack.host_ip)?;
     let dir = xtask::util::project_root().join("target/e2e").join(run);
     stack
         .scrape(&[("api", api_address), ("worker", worker_address)], run)
         .await?;
-    let queue = format!("ampel:e2e:{run}:{}", std::process::id());
-    let start = |service: &str, binary: &Path, address, own: Vec<(&str, String)>| {
-        let mut env = stack.app_env(service)?;
-        env.extend(own.into_iter().map(|(key, value)| (key.to_owned(), value)));
-        env.push(("JOB_QUEUE".to_owned(), queue.clone()));
-        apps::start(
-            service,
-            binary,
-            address,
-            &env,
-            dir.join(format!("{service}.log")),
-        )
-    };
-    let mut api = start(
-        "api",
-        &binaries.api,
-        api_address,
-        vec![
-            (ampel_api::config::LISTEN_ADDR_VAR, api_address.to_string()),
-            (ampel_api::config::WEB_DIR_VAR, web.display().to_string()),
-        ],
-    )?;
-    let mut worker = start(
-        "worker",
-        &binaries.worker,
+    let queue = (
+        "JOB_QUEUE",
+        format!("ampel:e2e:{run}:{}", std::process::id()),
+    );
+    let api_env = [
+        queue.clone(),
+        (ampel_api::config::WEB_DIR_VAR, web.display().to_string()),
+    ];
+    let api = apps::start_on(stack, binaries, Service::Api, api_address, run, &api_env).await?;
+    let worker_env = [
+        queue,
+        ("PROVIDER_BASE_URL", github.base_url()),
+        ("PROVIDER_TOKEN", String::new()),
+        // The missing repository's job fails at its first attempt, not after retries.
+        ("JOB_MAX_ATTEMPTS", "1".to_owned()),
+    ];
+    let worker = apps::start_on(
+        stack,
+        binaries,
+        Service::Worker,
         worker_address,
-        vec![
-            (ampel_worker::LISTEN_ADDR_VAR, worker_address.to_string()),
-            ("PROVIDER_BASE_URL", github.base_url()),
-            ("PROVIDER_TOKEN", String::new()),
-        ],
-    )?;
-    api.ready(ampel_api::routes::READY).await?;
-    worker.ready(ampel_worker::http::HEALTH).await?;
+        run,
+        &worker_env,
+    )
+    .await?;
 
     let driven = Instant::now();
-    let seen = drive(&api.base_url, &dir, run, broken).await?;
+    let seen = drive(&api.base_url, &dir, &owner, broken).await?;
     eprintln!(
-        "[{run}] the browser is done in {:.1}s (ms to each step: {:?}); the relay answered {:?}{}",
+        "[{run}] the browser is done in {:.1}s (ms to each step: {:?}); pull requests on screen: {}; the relay answered {:?}{}",
         driven.elapsed().as_secs_f64(),
         seen.steps,
+        seen.pull_requests_shown,
         seen.otlp,
         seen.page_text
             .as_deref()
@@ -169,37 +182,50 @@ pub(super) async fn one(
     );
     let done = Instant::now();
     let checker = Checker { stack, run };
-    let (traces, vitals, errors) = tokio::join!(
+    // The dashboards' queries in unbroken runs only: a broken one has nothing to show them.
+    let panels = async {
+        match broken {
+            None => Some(
+                super::panels::check(
+                    Signal::Panels,
+                    &stack.prometheus,
+                    stack.loki.as_ref(),
+                    super::panels::Run::Browser,
+                    done,
+                )
+                .await,
+            ),
+            Some(_) => None,
+        }
+    };
+    let (traces, vitals, errors, panels) = tokio::join!(
         checker.traces(seen.trace_id.as_deref(), done),
         checker.vitals(&seen, done),
         checker.errors(&seen, done),
+        panels,
     );
     worker.stop(Duration::from_secs(20)).await?;
     api.stop(Duration::from_secs(20)).await?;
     Ok(Checks {
         title: format!("browser run {run}"),
-        checks: vec![traces, vitals, errors],
+        checks: [traces, vitals, errors].into_iter().chain(panels).collect(),
     })
 }
 
-/// Runs the driver against the page at `url`; its screenshots go to `dir`.
-async fn drive(url: &str, dir: &Path, run: &str, broken: Option<Break>) -> anyhow::Result<Seen> {
+/// Runs the driver against the page at `url` for repositories of `owner`; its screenshots go to
+/// `dir`.
+async fn drive(url: &str, dir: &Path, owner: &str, broken: Option<Break>) -> anyhow::Result<Seen> {
     let mut command = tokio::process::Command::new("node");
     command
         .arg(xtask::util::project_root().join(DRIVER))
-        .args([
-            "--url",
-            url,
-            "--owner",
-            &format!("e2e-{run}-{}", std::process::id()),
-        ])
+        .args(["--url", url, "--owner", owner, "--missing", MISSING])
         .arg("--out")
         .arg(dir)
         .kill_on_drop(true);
     command.args(match broken {
         Some(Break::Traceparent) => &["--strip-traceparent"][..],
         Some(Break::Beacons) => &["--block-beacons"][..],
-        None => &[][..],
+        Some(Break::ServerError) | None => &[][..],
     });
     let output = tokio::time::timeout(Duration::from_secs(180), command.output())
         .await
@@ -282,7 +308,8 @@ impl Checker<'_> {
         }
     }
 
-    /// The page's error as a log record with `exception.type`, and the fallback on screen.
+    /// The page's error as a log record with `exception.type`, the fallback on screen, and the
+    /// worker's error for [`MISSING`] with `exception.type` in the trace of its poll.
     async fn errors(self, seen: &Seen, since: Instant) -> Check<Signal> {
         let Self { stack, run } = self;
         let outcome = eventually(
@@ -304,22 +331,35 @@ impl Checker<'_> {
                     .iter()
                     .find(|record| record.service == WEB_SERVICE)
                     .with_context(|| format!("no {WEB_SERVICE} record with trace_id {trace_id}"))?;
-                // Loki names attributes with underscores.
-                let exception = ["exception.type", "exception_type"]
-                    .iter()
-                    .find_map(|key| record.attributes.get(*key));
+                let exception = exception_type(record);
                 anyhow::ensure!(
-                    exception.map(String::as_str) == Some(CRASH_TYPE),
+                    exception == Some(CRASH_TYPE),
                     "the record has exception.type {exception:?}, not {CRASH_TYPE}: {record:?}"
                 );
+                let missing = seen
+                    .missing_trace_id
+                    .as_deref()
+                    .with_context(|| format!("the page showed no trace id of the poll of {MISSING}"))?;
+                let server = stack.logs.records(missing).await?;
+                let failed = server
+                    .iter()
+                    .find(|record| record.service == WORKER_SERVICE && exception_type(record).is_some())
+                    .with_context(|| {
+                        format!(
+                            "no {WORKER_SERVICE} record with exception.type in the trace of the poll of {MISSING} ({missing}); its records: {:?}",
+                            server.iter().map(|record| (&record.service, &record.body)).collect::<Vec<_>>()
+                        )
+                    })?;
                 let shots: Vec<String> = seen
                     .screenshots
                     .iter()
                     .map(|path| path.display().to_string())
                     .collect();
                 Ok(format!(
-                    "{CRASH_TYPE} {:?} in trace {trace_id}; screenshots {shots:?}",
-                    record.body
+                    "{CRASH_TYPE} {:?} in trace {trace_id}; {WORKER_SERVICE} {:?} {:?} in trace {missing}; screenshots {shots:?}",
+                    record.body,
+                    exception_type(failed).unwrap_or_default(),
+                    failed.body,
                 ))
             },
         )
@@ -330,6 +370,14 @@ impl Checker<'_> {
             outcome,
         }
     }
+}
+
+/// A record's `exception.type` (Loki names attributes with underscores).
+fn exception_type(record: &LogRecord) -> Option<&str> {
+    ["exception.type", "exception_type"]
+        .iter()
+        .find_map(|key| record.attributes.get(*key))
+        .map(String::as_str)
 }
 
 /// The browser's span that the api's server span of the poll hangs from.
@@ -371,8 +419,9 @@ mod tests {
 
     /// The browser checks pass, and each fails without its signal: with the page's API calls
     /// stripped of `traceparent` the trace check fails (the api's span is a root), with the
-    /// beacons failing the vitals check does. One stack for the three runs. Needs containers,
-    /// node with frontend/'s modules and Chromium; skipped without them, failing under `CI=true`.
+    /// beacons failing the vitals check does, with no job failing the errors check does. One
+    /// stack for the four runs. Needs containers (skipped without them, failing under `CI=true`),
+    /// node with frontend/'s modules and Chromium (failing without them).
     #[test]
     fn each_browser_check_fails_without_its_signal() {
         let flags::Command::E2e(flags) = flags::Xtask::parse_from(["xtask", "e2e"]).command else {
@@ -392,6 +441,7 @@ mod tests {
                 ("browser-control", None),
                 ("browser-no-traceparent", Some(Break::Traceparent)),
                 ("browser-no-beacons", Some(Break::Beacons)),
+                ("browser-no-server-error", Some(Break::ServerError)),
             ] {
                 reports.push((run, one(&stack, &binaries, &web, run, broken).await));
             }
@@ -399,7 +449,12 @@ mod tests {
             Some(reports)
         });
         let Some(reports) = reports else { return };
-        let expected = [vec![], vec![Signal::Traces], vec![Signal::Vitals]];
+        let expected = [
+            vec![],
+            vec![Signal::Traces],
+            vec![Signal::Vitals],
+            vec![Signal::Errors],
+        ];
         let mut wrong = Vec::new();
         for ((run, report), expected) in reports.into_iter().zip(expected) {
             let report = report.unwrap_or_else(|err| panic!("run {run} could not run: {err:#}"));

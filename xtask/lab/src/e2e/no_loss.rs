@@ -22,7 +22,7 @@ use futures::StreamExt as _;
 use otel_testkit::{SpanKind, eventually};
 use tokio::sync::watch;
 
-use super::apps::{self, Binaries};
+use super::apps::{self, Binaries, Service};
 use xtask::compose::COLLECTOR;
 
 use super::stack::Stack;
@@ -194,26 +194,16 @@ async fn one(
 ) -> anyhow::Result<Outcome> {
     let run = format!("no-loss-{}", case.name());
     let address = apps::free_port(stack.host_ip)?;
-    let mut env = stack.app_env("api")?;
-    env.push((
-        ampel_api::config::LISTEN_ADDR_VAR.to_owned(),
-        address.to_string(),
-    ));
-    env.extend(
-        api_env
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
-    );
-    let service = env
-        .iter()
-        .find_map(|(key, value)| (key == "OTEL_SERVICE_NAME").then(|| value.clone()))
+    let service = stack
+        .app_env(Service::Api.compose_name())?
+        .into_iter()
+        .find_map(|(key, value)| (key == "OTEL_SERVICE_NAME").then_some(value))
         .context("compose gives the api no OTEL_SERVICE_NAME: the stores are asked for it")?;
-    let log = xtask::util::project_root()
-        .join("target/e2e")
-        .join(&run)
-        .join("api.log");
-    let mut api = apps::start("api", &binaries.api, address, &env, log)?;
-    api.ready(ampel_api::routes::READY).await?;
+    let own: Vec<(&str, String)> = api_env
+        .iter()
+        .map(|(key, value)| (*key, (*value).to_owned()))
+        .collect();
+    let mut api = apps::start_on(stack, binaries, Service::Api, address, &run, &own).await?;
 
     let (answered_tx, answered) = watch::channel(0usize);
     let url = format!("{}{}", api.base_url, ampel_api::routes::HEALTH);

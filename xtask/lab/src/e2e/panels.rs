@@ -1,14 +1,16 @@
 //! Every dashboard panel and every rule against live data: once the scenario's poll has run,
 //! each PromQL query of the dashboards (`xtask::queries::DASHBOARDS`) and of the rule files
 //! (`xtask::queries::RULES`) runs against the e2e's Prometheus and must return a series, so a
-//! wrong metric name or label fails the run instead of showing "No data" in Grafana.
+//! wrong metric name or label fails the run instead of showing "No data" in Grafana. The
+//! browser e2e runs the same check for the queries that need a browser (vitals beacons, error
+//! reports), their LogQL against Loki when the run has it.
 //!
 //! An alert's expression is run without its threshold (`expr > 0.05` runs `expr`; each operand
 //! of a top-level `and`/`or` on its own, so too): that proves its names and labels while nothing
 //! fires. What cannot have data in a healthy run is typed:
 //! [`NEEDS`] lists the queries that need a fault or traffic the scenario does not cause;
-//! queries of the exporters' metrics only (the e2e runs no exporter) and queries of other
-//! datasources than Prometheus (LogQL, TraceQL) are skipped, each with its reason.
+//! queries of the exporters' metrics only (the e2e runs no exporter), LogQL without Loki (CI's
+//! e2e runs VictoriaLogs) and TraceQL are skipped, each with its reason.
 
 use std::fmt;
 use std::future::Future;
@@ -18,12 +20,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use otel_testkit::checks::Check;
+use otel_testkit::loki::Loki;
 use otel_testkit::prometheus::Prometheus;
 use otel_testkit::{TimedOut, eventually_every};
 use promql_parser::parser::Expr;
 use promql_parser::parser::token::{T_LAND, T_LOR};
-use xtask::flags::Signal;
-use xtask::queries::{self, DASHBOARDS, EXPORTER_METRICS, Origin, Query, RULES, Selectors};
+use xtask::queries::{
+    self, DASHBOARDS, EXPORTER_METRICS, Language, Origin, Query, RULES, Selectors,
+};
 
 /// How long the queries may take to find data: a `rate` needs two scrapes (5 s apart) of the
 /// series the poll created; the rest is slack for a loaded machine.
@@ -31,13 +35,23 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// Between two rounds of the queries that found nothing yet.
 const INTERVAL: Duration = Duration::from_secs(1);
 
+/// Which e2e run the check is part of: each proves the queries it has the data for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// The scenario's control run: every query but those that need a fault or a browser.
+    Scenario,
+    /// The browser e2e: the queries that need a browser ([`Needs::Browser`]).
+    Browser,
+}
+
 /// What a query needs to return series that a healthy run of the scenario does not give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Needs {
     /// A fault: error answers, failed jobs.
     Fault(&'static str),
-    /// Traffic the scenario does not drive.
-    Traffic(&'static str),
+    /// A browser's traffic: vitals beacons, error reports of the page (and the server errors
+    /// the browser e2e provokes). [`Run::Browser`] runs these.
+    Browser,
 }
 
 /// The queries a [`NEEDS`] entry covers.
@@ -66,12 +80,8 @@ const NEEDS: &[(Listed, Needs)] = &[
     (Listed::Rule("ApiHigh5xxRatio"), FIVE_XX),
     (Listed::Panel("worker.json", "Failure ratio"), FAILED_JOBS),
     (Listed::Rule("WorkerJobFailureRatio"), FAILED_JOBS),
-    (
-        Listed::Dashboard("web-vitals.json"),
-        Needs::Traffic(
-            "web-vitals beacons from a browser (POST /api/vitals); the scenario sends none",
-        ),
-    ),
+    (Listed::Dashboard("web-vitals.json"), Needs::Browser),
+    (Listed::Dashboard("errors.json"), Needs::Browser),
 ];
 
 impl Listed {
@@ -96,23 +106,44 @@ enum Skip {
     Needs(Needs),
     /// It selects only metrics of the exporters, which the e2e does not start.
     Exporter,
-    /// Its panel's datasource is not Prometheus (LogQL, TraceQL): CI's e2e runs Jaeger and
-    /// VictoriaLogs, not the Loki and Tempo such a panel queries.
-    NotPromql(String),
+    /// A LogQL query, and the run has no Loki (CI's e2e runs VictoriaLogs).
+    NoLoki,
+    /// A query of a datasource this check cannot ask (TraceQL: CI's e2e runs Jaeger).
+    Unsupported(String),
 }
 
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Skip::Needs(Needs::Fault(what)) => write!(f, "needs a fault: {what}"),
-            Skip::Needs(Needs::Traffic(what)) => write!(f, "needs traffic: {what}"),
+            Skip::Needs(Needs::Browser) => f.write_str(
+                "needs a browser's beacons or error reports: the browser e2e's panels check runs it",
+            ),
             Skip::Exporter => f.write_str(
                 "needs an exporter the e2e does not run (it selects only EXPORTER_METRICS)",
             ),
-            Skip::NotPromql(datasource) => write!(
-                f,
-                "a {datasource} query: this check runs PromQL only (CI's e2e runs Jaeger and VictoriaLogs, which no Tempo or Loki query reaches)"
+            Skip::NoLoki => f.write_str(
+                "a LogQL query and this run has no Loki (run with `--logs loki` to prove it; CI's e2e runs VictoriaLogs)",
             ),
+            Skip::Unsupported(datasource) => write!(
+                f,
+                "a {datasource} query: this check runs PromQL and LogQL only"
+            ),
+        }
+    }
+}
+
+/// One query sent to a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    Promql(String),
+    Logql(String),
+}
+
+impl fmt::Display for Ask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ask::Promql(expr) | Ask::Logql(expr) => f.write_str(expr),
         }
     }
 }
@@ -120,20 +151,34 @@ impl fmt::Display for Skip {
 /// What is done with one query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Plan {
-    /// Run these PromQL queries (variables substituted; an alert's operands without their
-    /// thresholds); each must find series.
-    Run(Vec<String>),
+    /// Send these (variables substituted; an alert's operands without their thresholds); each
+    /// must find series.
+    Run(Vec<Ask>),
     Skip(Skip),
+    /// Another run proves it.
+    Elsewhere,
 }
 
-/// The plan for `query`, or what is wrong with it.
-fn plan(query: &Query) -> Result<Plan, String> {
-    if let Some(datasource) = query.datasource.as_deref().filter(|d| *d != "prometheus") {
-        return Ok(Plan::Skip(Skip::NotPromql(datasource.to_owned())));
+/// The plan for `query` in `run` (`loki`: whether LogQL can be asked), or what is wrong with it.
+fn plan(query: &Query, run: Run, loki: bool) -> Result<Plan, String> {
+    let needs = NEEDS
+        .iter()
+        .find(|(listed, _)| listed.covers(query))
+        .map(|(_, needs)| *needs);
+    match (run, needs == Some(Needs::Browser)) {
+        (Run::Scenario, true) => return Ok(Plan::Skip(Skip::Needs(Needs::Browser))),
+        (Run::Browser, false) => return Ok(Plan::Elsewhere),
+        _ => {}
     }
     let expr = queries::substitute(&query.expr).map_err(|variable| {
         format!("uses the variable {variable}, which the e2e cannot substitute")
     })?;
+    match query.language() {
+        Language::Promql => {}
+        Language::Logql if loki => return Ok(Plan::Run(vec![Ask::Logql(expr)])),
+        Language::Logql => return Ok(Plan::Skip(Skip::NoLoki)),
+        Language::Other(datasource) => return Ok(Plan::Skip(Skip::Unsupported(datasource))),
+    }
     let parsed = promql_parser::parser::parse(&expr)
         .map_err(|err| format!("PromQL does not parse ({})", err.trim()))?;
     let names = Selectors::of(&parsed).names;
@@ -144,14 +189,18 @@ fn plan(query: &Query) -> Result<Plan, String> {
     {
         return Ok(Plan::Skip(Skip::Exporter));
     }
-    if let Some((_, needs)) = NEEDS.iter().find(|(listed, _)| listed.covers(query)) {
-        return Ok(Plan::Skip(Skip::Needs(*needs)));
+    if let Some(needs @ Needs::Fault(_)) = needs {
+        return Ok(Plan::Skip(Skip::Needs(needs)));
     }
     let runs = match &query.origin {
         Origin::Rule { kind: "alert", .. } => alert_parts(parsed),
         _ => vec![parsed],
     };
-    Ok(Plan::Run(runs.iter().map(ToString::to_string).collect()))
+    Ok(Plan::Run(
+        runs.iter()
+            .map(|expr| Ask::Promql(expr.to_string()))
+            .collect(),
+    ))
 }
 
 /// What of an alert's expression must find series in a healthy run: each operand of a top-level
@@ -226,40 +275,66 @@ fn one_line(expr: &str) -> String {
     expr.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The check against the e2e's Prometheus, from the workspace's dashboards and rules.
-pub async fn check(prometheus: &Prometheus, produced: Instant) -> Check<Signal> {
+/// The check of `run` against the e2e's Prometheus and, when the run has it, Loki, from the
+/// workspace's dashboards and rules; reported as `label`.
+pub async fn check<L>(
+    label: L,
+    prometheus: &Prometheus,
+    loki: Option<&Loki>,
+    run: Run,
+    produced: Instant,
+) -> Check<L> {
     let root = xtask::util::project_root();
     let (dashboards, rules) = (root.join(DASHBOARDS), root.join(RULES));
     let outcome = prove(
         &dashboards,
         &rules,
+        (run, loki.is_some()),
         produced,
         DEADLINE,
-        |query| async move { prometheus.series_count(&query).await },
+        |ask| async move {
+            match (&ask, loki) {
+                (Ask::Promql(query), _) => prometheus.series_count(query).await,
+                (Ask::Logql(query), Some(loki)) => {
+                    loki.series_count(query, queries::INTERVAL).await
+                }
+                (Ask::Logql(_), None) => unreachable!("LogQL is planned only with a Loki"),
+            }
+        },
     )
     .await;
     Check {
-        label: Signal::Panels,
-        backend: "prometheus".to_owned(),
+        label,
+        backend: if loki.is_some() {
+            "prometheus, loki"
+        } else {
+            "prometheus"
+        }
+        .to_owned(),
         outcome,
     }
 }
 
-/// Runs every query of `dashboards` and `rules` that is to run (see [`plan`]) with `series`
-/// (how many series a PromQL query returns) until each has returned one, or `deadline` passed:
-/// then it fails naming each query that found nothing, with its file and panel or rule.
+/// Runs every query of `dashboards` and `rules` that `run` is to run (see [`plan`]; the bool:
+/// whether LogQL can be asked) with `series` (how many series a query returns) until each has
+/// returned one, or `deadline` passed: then it fails naming each query that found nothing, with
+/// its file and panel or rule.
 async fn prove<F, Fut>(
     dashboards: &Path,
     rules: &Path,
+    (run, loki): (Run, bool),
     produced: Instant,
     deadline: Duration,
     series: F,
 ) -> Result<otel_testkit::Visible<String>, TimedOut>
 where
-    F: Fn(String) -> Fut,
+    F: Fn(Ask) -> Fut,
     Fut: Future<Output = anyhow::Result<usize>>,
 {
-    let what = "[panels] every dashboard and rule query finds data";
+    let what = match run {
+        Run::Scenario => "[panels] every dashboard and rule query finds data",
+        Run::Browser => "[panels] every query that needs a browser finds data",
+    };
     let failed_at_once = |last_seen: String| TimedOut {
         what: what.to_owned(),
         waited: produced.elapsed(),
@@ -269,13 +344,17 @@ where
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     let mut wrong = Vec::new();
+    let mut ours = 0;
     for query in &queries {
         let at = format!("{}: {}", query.file, query.origin);
-        match plan(query) {
-            Ok(Plan::Run(exprs)) => runs.extend(exprs.into_iter().map(|expr| (at.clone(), expr))),
+        let planned = plan(query, run, loki);
+        ours += usize::from(planned != Ok(Plan::Elsewhere));
+        match planned {
+            Ok(Plan::Run(asks)) => runs.extend(asks.into_iter().map(|ask| (at.clone(), ask))),
             Ok(Plan::Skip(skip)) => {
                 skipped.push(format!("{at}: {} ({skip})", one_line(&query.expr)))
             }
+            Ok(Plan::Elsewhere) => {}
             Err(problem) => wrong.push(format!("{at}: {problem}: {}", one_line(&query.expr))),
         }
     }
@@ -292,21 +371,21 @@ where
     let summary = format!(
         "{} queries found series, from {} of {} panel targets and rules; {} not run (listed above the table)",
         runs.len(),
-        queries.len() - skipped.len(),
-        queries.len(),
+        ours - skipped.len(),
+        ours,
         skipped.len()
     );
     let (runs, series, summary) = (&runs, &series, &summary);
     eventually_every(INTERVAL, what, produced, deadline, || async move {
         let mut empty = Vec::new();
-        for (index, (at, expr)) in runs.iter().enumerate() {
+        for (index, (at, ask)) in runs.iter().enumerate() {
             if found.lock().expect("not poisoned")[index] {
                 continue;
             }
-            if series(expr.clone()).await? > 0 {
+            if series(ask.clone()).await? > 0 {
                 found.lock().expect("not poisoned")[index] = true;
             } else {
-                empty.push(format!("{at}: {expr} returned no series"));
+                empty.push(format!("{at}: {ask} returned no series"));
             }
         }
         anyhow::ensure!(
@@ -348,19 +427,35 @@ mod tests {
     /// The queries sent and the check's outcome, against a fake Prometheus that finds series
     /// for every query but those selecting `jbo`.
     fn run_against_fake(dashboard: &str) -> (Vec<String>, Result<String, String>) {
+        run_files_against_fake(&[("api.json", dashboard)], (Run::Scenario, false))
+    }
+
+    /// [`run_against_fake`] for dashboards by file name, in `run`; LogQL queries are sent as
+    /// `logql: …`.
+    fn run_files_against_fake(
+        files: &[(&str, &str)],
+        run: (Run, bool),
+    ) -> (Vec<String>, Result<String, String>) {
         let dir = tempfile::tempdir().unwrap();
         let (dashboards, rules) = (dir.path().join("dashboards"), dir.path().join("rules"));
         std::fs::create_dir_all(&dashboards).unwrap();
         std::fs::create_dir_all(&rules).unwrap();
-        std::fs::write(dashboards.join("api.json"), dashboard).unwrap();
+        for (name, dashboard) in files {
+            std::fs::write(dashboards.join(name), dashboard).unwrap();
+        }
         std::fs::write(rules.join("api.yml"), RULES_FILE).unwrap();
         let sent = Mutex::new(Vec::new());
         let outcome = tokio::runtime::Runtime::new().unwrap().block_on(prove(
             &dashboards,
             &rules,
+            run,
             Instant::now(),
             Duration::ZERO,
-            |query| {
+            |ask| {
+                let query = match &ask {
+                    Ask::Promql(query) => query.clone(),
+                    Ask::Logql(query) => format!("logql: {query}"),
+                };
                 sent.lock().unwrap().push(query.clone());
                 async move { Ok(usize::from(!query.contains("jbo"))) }
             },
@@ -406,6 +501,50 @@ mod tests {
         assert_eq!(
             outcome.unwrap(),
             "7 queries found series, from 5 of 7 panel targets and rules; 2 not run (listed above the table)"
+        );
+    }
+
+    /// The browser run asks only the queries that need a browser, its LogQL at Loki when it has
+    /// one; a LogQL panel that finds nothing fails naming it. The scenario skips them all.
+    #[test]
+    fn the_browser_run_proves_what_needs_a_browser() {
+        let vitals = r#"{"panels": [{"title": "LCP p75",
+            "targets": [{"expr": "histogram_quantile(0.75, sum by (le) (rate(web_vitals_value_bucket{name=\"LCP\"}[$__range])))"}]}]}"#;
+        let errors = r#"{"panels": [{"title": "Errors by service", "datasource": {"type": "loki", "uid": "loki"},
+            "targets": [{"expr": "sum by (service_name) (count_over_time({service_name=~\"ampel-.+\"} | jbo!=\"\" [$__interval]))"}]}]}"#;
+        let files = [
+            ("api.json", DASHBOARD),
+            ("web-vitals.json", vitals),
+            ("errors.json", errors),
+        ];
+        let (sent, outcome) = run_files_against_fake(&files, (Run::Browser, true));
+        assert_eq!(
+            sent,
+            [
+                "logql: sum by (service_name) (count_over_time({service_name=~\"ampel-.+\"} | jbo!=\"\" [5s]))",
+                "histogram_quantile(0.75, sum by (le) (rate(web_vitals_value_bucket{name=\"LCP\"}[1h])))",
+            ]
+        );
+        let error = outcome.unwrap_err();
+        assert!(
+            error.starts_with("1 of 2 queries found nothing: ")
+                && error.contains("errors.json: panel \"Errors by service\": sum by"),
+            "{error}"
+        );
+        // Without Loki the LogQL panel is not run, and what is run passes.
+        let (sent, outcome) = run_files_against_fake(&files, (Run::Browser, false));
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(
+            outcome.unwrap(),
+            "1 queries found series, from 1 of 2 panel targets and rules; 1 not run (listed above the table)"
+        );
+        // The scenario leaves both to the browser run (and asks api.json's Loki panel).
+        let (sent, _) = run_files_against_fake(&files, (Run::Scenario, true));
+        assert!(
+            !sent
+                .iter()
+                .any(|query| query.contains("web_vitals") || query.contains("count_over_time")),
+            "{sent:?}"
         );
     }
 
@@ -482,10 +621,17 @@ mod tests {
         .unwrap();
         // Its first scrape of itself comes within one interval (5 s) of starting.
         let deadline = Duration::from_secs(15);
-        let outcome = prove(&dashboards, &rules, Instant::now(), deadline, |query| {
-            let prometheus = &prometheus;
-            async move { prometheus.series_count(&query).await }
-        })
+        let outcome = prove(
+            &dashboards,
+            &rules,
+            (Run::Scenario, false),
+            Instant::now(),
+            deadline,
+            |ask| {
+                let prometheus = &prometheus;
+                async move { prometheus.series_count(&ask.to_string()).await }
+            },
+        )
         .await;
         group.stop().await;
         let error = outcome.unwrap_err().last_seen;

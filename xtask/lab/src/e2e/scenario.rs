@@ -3,7 +3,6 @@
 //! The run's own names keep runs apart when several share one stack (the negative tests do):
 //! its job queue, its repository, its Prometheus label `e2e_run`, and the trace ids it follows.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -14,7 +13,7 @@ use otel_testkit::checks::{Check, Checks};
 use otel_testkit::process::Signal as UnixSignal;
 use otel_testkit::{Span, SpanKind, Trace, eventually};
 
-use super::apps::{self, App, Binaries};
+use super::apps::{self, App, Binaries, Service};
 use super::stack::Stack;
 use xtask::flags::Signal;
 
@@ -50,7 +49,6 @@ pub async fn run(
     let github = FakeGithub::start(Mode::Ok).await?;
     let api_address = apps::free_port(stack.host_ip)?;
     let worker_address = apps::free_port(stack.host_ip)?;
-    let logs_dir = xtask::util::project_root().join("target/e2e").join(run);
 
     // The "api not scraped" break: Prometheus is never told about this run's api.
     let mut targets = vec![("worker", worker_address)];
@@ -69,29 +67,27 @@ pub async fn run(
         _ => None,
     };
     let queue = format!("ampel:e2e:{run}:{}", unique());
-    let mut api_env = vec![(ampel_api::config::LISTEN_ADDR_VAR, api_address.to_string())];
-    let mut worker_env = vec![
-        (ampel_worker::LISTEN_ADDR_VAR, worker_address.to_string()),
+    let mut api_env = vec![("JOB_QUEUE", queue.clone())];
+    api_env.extend(exporter_off.map(|key| (key, "none".to_owned())));
+    let mut worker_env = api_env.clone();
+    worker_env.extend([
         ("PROVIDER_BASE_URL", github.base_url()),
         ("PROVIDER_TOKEN", String::new()),
-    ];
-    for env in [&mut api_env, &mut worker_env] {
-        env.push(("JOB_QUEUE", queue.clone()));
-        env.extend(exporter_off.map(|key| (key, "none".to_owned())));
-    }
-    let start = |service: &str, binary: &Path, address, own: Vec<(&str, String)>| {
-        let mut env = stack.app_env(service)?;
-        env.extend(own.into_iter().map(|(key, value)| (key.to_owned(), value)));
-        let log = logs_dir.join(format!("{service}.log"));
-        apps::start(service, binary, address, &env, log)
-    };
-    let mut api = start("api", &binaries.api, api_address, api_env)?;
-    let mut worker = start("worker", &binaries.worker, worker_address, worker_env)?;
-    api.ready(ampel_api::routes::READY).await?;
-    worker.ready(ampel_worker::http::HEALTH).await?;
+    ]);
+    let mut api = apps::start_on(stack, binaries, Service::Api, api_address, run, &api_env).await?;
+    let worker = apps::start_on(
+        stack,
+        binaries,
+        Service::Worker,
+        worker_address,
+        run,
+        &worker_env,
+    )
+    .await?;
     eprintln!(
-        "[{run}] api on {api_address}, worker on {worker_address}; logs in {}",
-        logs_dir.display()
+        "[{run}] api on {api_address}, worker on {worker_address}; logs {} and {}",
+        api.log.display(),
+        worker.log.display()
     );
 
     let http = reqwest::Client::builder()
@@ -169,7 +165,16 @@ pub async fn run(
     let metrics_then_flush = async {
         let metrics = checker.metrics(done).await;
         let panels = match broken {
-            None => Some(super::panels::check(&stack.prometheus, done).await),
+            None => Some(
+                super::panels::check(
+                    Signal::Panels,
+                    &stack.prometheus,
+                    stack.loki.as_ref(),
+                    super::panels::Run::Scenario,
+                    done,
+                )
+                .await,
+            ),
             Some(_) => None,
         };
         let pull_the_plug = broken == Some(Signal::Flush);

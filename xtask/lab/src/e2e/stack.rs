@@ -92,6 +92,8 @@ pub struct Stack {
     pub trace_service: &'static str,
     pub logs: Box<dyn LogStore>,
     pub log_service: &'static str,
+    /// The log store again when it is Loki: for LogQL (the dashboards' log panels).
+    pub loki: Option<loki::Loki>,
 }
 
 impl Stack {
@@ -157,11 +159,13 @@ impl Stack {
         let prometheus = Prometheus::new(http.clone(), url((PROMETHEUS, prometheus::API_PORT))?)?;
         let (trace_service, trace_port, trace_store) = trace_backend(traces);
         let (log_service, log_port, log_store) = log_backend(logs);
+        let log_url = url((log_service, log_port))?;
         Ok(Self {
             host_ip: containers.gateway(),
             traces: trace_store(http.clone(), url((trace_service, trace_port))?),
             trace_service,
-            logs: log_store(http, url((log_service, log_port))?),
+            loki: (logs == LogBackend::Loki).then(|| loki::Loki::new(http.clone(), &log_url)),
+            logs: log_store(http, log_url),
             log_service,
             containers,
             model,
@@ -207,8 +211,6 @@ impl Stack {
             // Listen addresses are container addresses (0.0.0.0:PORT); the caller picks free
             // ones on the host.
             .filter(|key| !key.ends_with("_LISTEN_ADDR"))
-            // A folder in the image; the browser e2e gives the host's build.
-            .filter(|key| *key != ampel_api::config::WEB_DIR_VAR)
             .filter_map(|key| {
                 let value = compose::interpolate(&app.env(key)?, lookup);
                 let value = self.containers.rewrite(&value);
