@@ -35,7 +35,7 @@ pub struct Config {
     pub database_url: String,
     /// `REDIS_URL`, required.
     pub redis_url: String,
-    /// `JOB_QUEUE`, default [`jobs::DEFAULT_QUEUE`].
+    /// [`jobs::QUEUE_VAR`], default [`jobs::DEFAULT_QUEUE`].
     pub queue: String,
     /// [`WEB_DIR_VAR`], optional: the folder with the page's `index.html`; unset, no page.
     pub web_dir: Option<PathBuf>,

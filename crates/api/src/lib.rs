@@ -47,6 +47,10 @@ use tower_http::{
 use crate::error::error_response;
 pub use crate::routes::otlp::Relay;
 
+/// The `service.name` the api's telemetry carries, unless `OTEL_SERVICE_NAME` overrides it:
+/// the stores, the dashboards and the e2e find the api's spans and logs by it.
+pub const SERVICE_NAME: &str = "ampel-api";
+
 /// Largest accepted request body. Beacons and repository payloads are a few hundred bytes.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 

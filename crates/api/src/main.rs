@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = telemetry::init("ampel-api", ampel_api::EXPORTED_METRIC_FAMILIES)?;
+    let telemetry = telemetry::init(ampel_api::SERVICE_NAME, ampel_api::EXPORTED_METRIC_FAMILIES)?;
     let result = run().await;
     if let Err(err) = &result {
         tracing::error!(

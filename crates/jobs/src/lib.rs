@@ -21,7 +21,10 @@ pub const POLL_REPOSITORY: &str = "poll_repository";
 /// Every job type: the values of the `job_type` label.
 pub const JOB_TYPES: &[&str] = &[POLL_REPOSITORY];
 
-/// The queue's name when `JOB_QUEUE` is unset. Several deployments (or test runs) can share one
+/// The variable the queue's name is read from, by the api and the worker alike.
+pub const QUEUE_VAR: &str = "JOB_QUEUE";
+
+/// The queue's name when [`QUEUE_VAR`] is unset. Several deployments (or test runs) can share one
 /// Redis by giving each its own queue name.
 pub const DEFAULT_QUEUE: &str = "ampel:poll_repository";
 
@@ -47,10 +50,10 @@ pub struct PollRepository {
 /// The queue of [`PollRepository`] jobs.
 pub type PollQueue = RedisStorage<PollRepository>;
 
-/// `JOB_QUEUE`, or [`DEFAULT_QUEUE`].
+/// [`QUEUE_VAR`], or [`DEFAULT_QUEUE`].
 #[must_use]
 pub fn queue_name() -> String {
-    std::env::var("JOB_QUEUE")
+    std::env::var(QUEUE_VAR)
         .ok()
         .filter(|name| !name.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_QUEUE.to_owned())

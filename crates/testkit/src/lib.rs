@@ -8,7 +8,8 @@
 //!   [`LogRecord`], [`Sample`], and the [`TraceStore`] / [`LogStore`] traits the clients implement.
 //! - One module per backend, each with a typed query client and, with the `containers` feature,
 //!   a preset [`container::ContainerSpec`]: [`jaeger`], [`tempo`] (traces), [`loki`],
-//!   [`victorialogs`] (logs), [`prometheus`] (metrics).
+//!   [`victorialogs`] (logs), [`prometheus`] (metrics); with the `rules` feature,
+//!   `prometheus::rules`: rule files on a compressed clock, alerts without their thresholds.
 //! - [`otlp`] (feature `send`, on by default): OTLP requests that send spans and log records
 //!   to a receiver.
 //! - [`sink`] (feature `sink`, on by default): a local OTLP/HTTP receiver that counts the spans

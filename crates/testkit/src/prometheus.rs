@@ -1,6 +1,7 @@
 //! Prometheus: instant queries as typed samples, exemplars, scrape targets, configuration
 //! reloads, a preset to run it, and a [`ScrapeConfig`] to point it at the test's own processes;
-//! and [`scrape`], to read any `/metrics` endpoint without a Prometheus.
+//! [`scrape`], to read any `/metrics` endpoint without a Prometheus; and, with the `rules`
+//! feature, [`rules`]: rule files on a compressed clock and alerts without their thresholds.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,6 +11,8 @@ use prometheus_http_query::response::Data;
 
 use crate::model::Sample;
 
+#[cfg(feature = "rules")]
+pub mod rules;
 #[cfg(feature = "containers")]
 mod scrape_config;
 #[cfg(feature = "containers")]

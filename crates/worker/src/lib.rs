@@ -47,12 +47,28 @@ pub const EXPORTED_METRIC_FAMILIES: &[&[MetricFamily]] = &[
     telemetry::METRIC_FAMILIES,
 ];
 
+/// The `service.name` the worker's telemetry carries, unless `OTEL_SERVICE_NAME` overrides it:
+/// the stores, the dashboards and the e2e find the worker's spans and logs by it.
+pub const SERVICE_NAME: &str = "ampel-worker";
+
 /// The variable the worker's `/health` and `/metrics` address is read from.
 pub const LISTEN_ADDR_VAR: &str = "WORKER_LISTEN_ADDR";
 
 /// Where the worker listens when [`LISTEN_ADDR_VAR`] is unset: loopback only (containers set
 /// `0.0.0.0:8081`).
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8081";
+
+/// The variable the Git provider's base URL is read from.
+pub const PROVIDER_BASE_URL_VAR: &str = "PROVIDER_BASE_URL";
+
+/// The variable the Git provider's token is read from (a secret).
+pub const PROVIDER_TOKEN_VAR: &str = "PROVIDER_TOKEN";
+
+/// The variable the attempts per job are read from.
+pub const MAX_ATTEMPTS_VAR: &str = "JOB_MAX_ATTEMPTS";
+
+/// The variable the number of jobs run at once is read from.
+pub const CONCURRENCY_VAR: &str = "WORKER_CONCURRENCY";
 
 /// Settings read from the environment; see the configuration table in README.md.
 #[derive(Debug, Clone)]
@@ -63,15 +79,15 @@ pub struct Config {
     pub database_url: String,
     /// `REDIS_URL`, required.
     pub redis_url: String,
-    /// `JOB_QUEUE`, default `ampel:poll_repository`.
+    /// [`::jobs::QUEUE_VAR`], default [`::jobs::DEFAULT_QUEUE`].
     pub queue: String,
-    /// `PROVIDER_BASE_URL`, default `https://api.github.com`.
+    /// [`PROVIDER_BASE_URL_VAR`], default `https://api.github.com`.
     pub provider_base_url: String,
-    /// `PROVIDER_TOKEN`, optional; sent as a bearer token, never logged.
+    /// [`PROVIDER_TOKEN_VAR`], optional; sent as a bearer token, never logged.
     pub provider_token: Option<String>,
-    /// `JOB_MAX_ATTEMPTS`, default 3: attempts before a job is given up and kept as failed.
+    /// [`MAX_ATTEMPTS_VAR`], default 3: attempts before a job is given up and kept as failed.
     pub max_attempts: usize,
-    /// `WORKER_CONCURRENCY`, default 4: jobs run at once.
+    /// [`CONCURRENCY_VAR`], default 4: jobs run at once.
     pub concurrency: usize,
 }
 
@@ -111,11 +127,11 @@ impl Config {
             )?,
             redis_url: required("REDIS_URL", "redis://127.0.0.1:6379")?,
             queue: ::jobs::queue_name(),
-            provider_base_url: var("PROVIDER_BASE_URL")
+            provider_base_url: var(PROVIDER_BASE_URL_VAR)
                 .unwrap_or_else(|| "https://api.github.com".into()),
-            provider_token: var("PROVIDER_TOKEN"),
-            max_attempts: number("JOB_MAX_ATTEMPTS", 3)?,
-            concurrency: number("WORKER_CONCURRENCY", 4)?,
+            provider_token: var(PROVIDER_TOKEN_VAR),
+            max_attempts: number(MAX_ATTEMPTS_VAR, 3)?,
+            concurrency: number(CONCURRENCY_VAR, 4)?,
         })
     }
 }

@@ -2,7 +2,10 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = telemetry::init("ampel-worker", ampel_worker::EXPORTED_METRIC_FAMILIES)?;
+    let telemetry = telemetry::init(
+        ampel_worker::SERVICE_NAME,
+        ampel_worker::EXPORTED_METRIC_FAMILIES,
+    )?;
     let result = match ampel_worker::Config::from_env() {
         Ok(config) => ampel_worker::run(config, telemetry::shutdown_signal()).await,
         Err(err) => Err(err),

@@ -40,6 +40,10 @@ impl fmt::Display for Linked<Duration> {
     }
 }
 
+/// The variable that overrides a binary's `service.name` (the OpenTelemetry specification's;
+/// the SDK keeps its own constant private).
+pub const SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
+
 /// What the checks need to know about one binary.
 #[derive(Debug)]
 pub struct Binary {
@@ -63,8 +67,9 @@ pub struct Binary {
     pub health: &'static str,
     /// Prometheus metrics, if it serves them.
     pub metrics: Option<&'static str>,
-    /// Whether it exports traces and logs over OTLP (so every deployment must name the collector).
-    pub exports_otlp: bool,
+    /// The `service.name` it exports traces and logs under over OTLP, if it exports them: every
+    /// deployment must name the collector, and may not rename it with [`SERVICE_NAME_VAR`].
+    pub service_name: Option<Linked<&'static str>>,
     /// What it may still spend after the stop signal, one bound after the other.
     pub shutdown: &'static [Linked<Duration>],
 }
@@ -105,7 +110,7 @@ pub const API: Binary = Binary {
     ],
     health: ampel_api::routes::HEALTH,
     metrics: Some(ampel_api::routes::METRICS),
-    exports_otlp: true,
+    service_name: Some(linked!(ampel_api::SERVICE_NAME)),
     shutdown: &[
         linked!(ampel_api::DRAIN_TIMEOUT),
         linked!(telemetry::FLUSH_TIMEOUT),
@@ -123,7 +128,7 @@ pub const WORKER: Binary = Binary {
     routes: &[ampel_worker::http::HEALTH, ampel_worker::http::METRICS],
     health: ampel_worker::http::HEALTH,
     metrics: Some(ampel_worker::http::METRICS),
-    exports_otlp: true,
+    service_name: Some(linked!(ampel_worker::SERVICE_NAME)),
     shutdown: &[
         linked!(ampel_worker::provider::REQUEST_TIMEOUT),
         linked!(telemetry::FLUSH_TIMEOUT),
@@ -144,7 +149,7 @@ pub const ALERT_CATCHER: Binary = Binary {
     routes: &alert_catcher::NOTIFICATIONS_PATHS,
     health: alert_catcher::NOTIFICATIONS_PATHS[0],
     metrics: None,
-    exports_otlp: false,
+    service_name: None,
     shutdown: &[],
 };
 
@@ -272,6 +277,17 @@ impl Binary {
             }
         }
         self.page(deployment, &mut problems);
+        // The stores, the dashboards' queries and the e2e find the binary's telemetry by the
+        // name its crate gives it.
+        if let (Some(service), Some(value)) =
+            (&self.service_name, deployment.env.get(SERVICE_NAME_VAR))
+            && value.value != service.value
+        {
+            problems.push(value.problem(format!(
+                "{SERVICE_NAME_VAR}={:?}, but {name}'s telemetry is looked for under {service}; set it to {} or remove it",
+                value.value, service.value
+            )));
+        }
         if self
             .port(deployment, self.listen_var, &mut problems)
             .is_none()

@@ -16,7 +16,6 @@ pub(crate) mod apps;
 #[cfg(test)]
 mod bad_input;
 mod browser;
-mod compress;
 pub(crate) mod no_loss;
 mod panels;
 #[cfg(test)]

@@ -117,7 +117,9 @@ fn check_export(
     apps: &[(String, &Binary, Deployment)],
     problems: &mut Vec<Problem>,
 ) {
-    let exporting = apps.iter().filter(|(_, binary, _)| binary.exports_otlp);
+    let exporting = apps
+        .iter()
+        .filter(|(_, binary, _)| binary.service_name.is_some());
     for (name, ..) in exporting {
         for file in [MAIN, xtask::compose::PEERS] {
             let Some(text) = sources.get(file) else {
@@ -401,6 +403,7 @@ fn url_host_port(url: &str) -> Option<(&str, Option<u16>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binaries::SERVICE_NAME_VAR;
     use crate::problem::{Case, assert_cases};
     use ampel_api::config::WEB_DIR_VAR;
 
@@ -510,6 +513,16 @@ mod tests {
             env("APP_LISTEN_ADDR: \"0.0.0.0:8080\""),
             env(&format!("{WEB_DIR_VAR}: \"/srv/other\"")),
         );
+        // The service name: only the crate's own may be restated.
+        let service = binaries::API.service_name.unwrap();
+        let (named, renamed) = (
+            env(&format!("{SERVICE_NAME_VAR}: \"{}\"", service.value)),
+            env(&format!("{SERVICE_NAME_VAR}: \"ampel\"")),
+        );
+        let renamed_message = format!(
+            "compose/compose.yaml:8: {SERVICE_NAME_VAR}=\"ampel\", but ampel-api's telemetry is looked for under {service}; set it to {} or remove it",
+            service.value
+        );
         let web_env = format!("ENV {WEB_DIR_VAR}=/srv/web\n");
         let (no_web_dir, page_elsewhere, page_override, no_page) = (
             format!(
@@ -538,6 +551,8 @@ mod tests {
             (&[(local.0, local.1, &local.2)], &["compose/compose.yaml:8: API_LISTEN_ADDR=\"127.0.0.1:8080\" binds one interface"]),
             (&[(port_only.0, port_only.1, &port_only.2)], &["compose/compose.yaml:8: API_LISTEN_ADDR=\"8080\" is not an address like 0.0.0.0:8080; fix it"]),
             (&[(unknown.0, unknown.1, &unknown.2)], &["compose/compose.yaml:8: APP_LISTEN_ADDR is not read by ampel-api, which listens on API_LISTEN_ADDR and API_METRICS_LISTEN_ADDR; fix the variable's name"]),
+            (&[(named.0, named.1, &named.2)], &[]),
+            (&[(renamed.0, renamed.1, &renamed.2)], &[&renamed_message]),
             // The page's folder: the image's ENV names where its COPY put the page; compose
             // may not point elsewhere.
             (&[(DOCKERFILE, &web_env, "")], &[&no_web_dir]),

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
+use ampel_worker::PROVIDER_TOKEN_VAR;
 use xtask::flags::FlyApp;
 
 /// One secret the apps read at start-up.
@@ -73,7 +74,7 @@ const SPECS: &[Spec] = &[
     },
     // Only the worker calls the Git provider.
     Spec {
-        name: "PROVIDER_TOKEN",
+        name: PROVIDER_TOKEN_VAR,
         required: false,
         address: false,
         apps: &[FlyApp::Worker],
@@ -281,14 +282,14 @@ mod tests {
     #[test]
     fn each_app_gets_only_its_own_secrets() {
         let secrets = secrets(&[
-            ("PROVIDER_TOKEN", "t0ken"),
+            (PROVIDER_TOKEN_VAR, "t0ken"),
             ("OTELCOL_EXPORT_AUTHORIZATION", "Basic eA=="),
             ("DATABASE_URL", "postgres://x"),
         ]);
         assert_eq!(secrets.names_for(FlyApp::Api), ["DATABASE_URL"]);
         assert_eq!(
             secrets.names_for(FlyApp::Worker),
-            ["DATABASE_URL", "PROVIDER_TOKEN"]
+            ["DATABASE_URL", PROVIDER_TOKEN_VAR]
         );
         assert_eq!(
             secrets.names_for(FlyApp::Collector),
@@ -331,10 +332,10 @@ mod tests {
     #[test]
     fn values_flyctl_would_mangle_are_refused() {
         for value in ["two\nlines", "a\"b#c"] {
-            let err = import_line("PROVIDER_TOKEN", value)
+            let err = import_line(PROVIDER_TOKEN_VAR, value)
                 .unwrap_err()
                 .to_string();
-            assert!(err.starts_with("PROVIDER_TOKEN "), "{err}");
+            assert!(err.starts_with(&format!("{PROVIDER_TOKEN_VAR} ")), "{err}");
             assert!(!err.contains(value), "{err}");
         }
         assert_eq!(
@@ -348,7 +349,7 @@ mod tests {
     fn redact_masks_every_value() {
         let secrets = secrets(&[
             ("REDIS_URL", "redis://secret"),
-            ("PROVIDER_TOKEN", "secret"),
+            (PROVIDER_TOKEN_VAR, "secret"),
         ]);
         assert_eq!(
             secrets.redact("got redis://secret and secret"),

@@ -89,7 +89,7 @@ pub struct Ctx {
 
 /// Where a run's telemetry goes. Each holds its endpoint open for as long as it lives.
 pub enum Export {
-    /// `AMPEL_TELEMETRY=off`: the baseline.
+    /// [`telemetry::SWITCH`] `off`: the baseline.
     Off,
     /// Everything on, exporting traces and logs to a live counting sink.
     Live(Sink),
@@ -232,10 +232,10 @@ impl Ctx {
         let mut env = vec![
             ("DATABASE_URL".to_owned(), self.database_url.clone()),
             ("REDIS_URL".to_owned(), self.redis_url.clone()),
-            ("JOB_QUEUE".to_owned(), self.queue.clone()),
+            (jobs::QUEUE_VAR.to_owned(), self.queue.clone()),
         ];
         match export.base_url() {
-            None => env.push(("AMPEL_TELEMETRY".into(), "off".into())),
+            None => env.push((telemetry::SWITCH.into(), "off".into())),
             Some(base_url) => {
                 env.extend(self.telemetry_from_compose(service));
                 let traces = format!("{base_url}{TRACES_PATH}");

@@ -237,8 +237,11 @@ impl Probes<'_> {
         let name = self.route.span_name();
         let trace = self.stack.traces.trace(trace_id).await?;
         anyhow::ensure!(
-            trace.find("ampel-api", SpanKind::Server, &name).is_some(),
-            "no ampel-api server span {name:?}; {trace}"
+            trace
+                .find(ampel_api::SERVICE_NAME, SpanKind::Server, &name)
+                .is_some(),
+            "no {} server span {name:?}; {trace}",
+            ampel_api::SERVICE_NAME
         );
         Ok(())
     }

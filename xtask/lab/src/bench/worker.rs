@@ -68,7 +68,10 @@ async fn measure(
 ) -> anyhow::Result<Run> {
     let jobs = ctx.plan.worker_jobs;
     let mut env = ctx.env(Service::Worker, export);
-    env.push(("PROVIDER_BASE_URL".into(), github.base_url()));
+    env.push((
+        ampel_worker::PROVIDER_BASE_URL_VAR.into(),
+        github.base_url(),
+    ));
     let earlier = github.call_count();
     let log = ctx
         .dir

@@ -1,10 +1,11 @@
 //! `cargo xtask e2e --alerts`: an alert fires in a running stack and reaches the right receiver.
 //!
 //! The e2e's stack plus Alertmanager as compose runs it. Prometheus scrapes and evaluates every
-//! second and runs the shipped rules on a compressed clock (`compress.rs`: every `for:` and window
-//! divided by [`TIME_SCALE`], thresholds as shipped). Alertmanager's receivers point at the local
-//! catcher (`alert_catcher`, in-process: PagerDuty's Events API, Slack's webhooks and SMTP, which
-//! cannot be reached from here), its grouping timings at a second. Each round:
+//! second and runs the shipped rules on a compressed clock
+//! (`otel_testkit::prometheus::rules::compress`: every `for:` and window divided by
+//! [`TIME_SCALE`], thresholds as shipped). Alertmanager's receivers point at the local catcher
+//! (`alert_catcher`, in-process: PagerDuty's Events API, Slack's webhooks and SMTP, which cannot
+//! be reached from here), its grouping timings at a second. Each round:
 //!
 //! 1. the fault: PostgreSQL is paused while the api serves steady traffic, so every request hangs
 //!    until the api's request timeout and ends in a 503;
@@ -523,5 +524,31 @@ impl Expected {
             self.summary_prefix
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_yaml::Value;
+
+    /// Every shipped rule file compresses to [`super::TIME_SCALE`] into expressions that parse.
+    #[test]
+    fn the_shipped_rules_compress() {
+        let dir = xtask::util::project_root().join(xtask::queries::RULES);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let compressed =
+                otel_testkit::prometheus::rules::compress(&text, super::TIME_SCALE).unwrap();
+            let compressed: Value = serde_yaml::from_str(&compressed).unwrap();
+            for group in compressed["groups"].as_sequence().unwrap() {
+                for rule in group["rules"].as_sequence().unwrap() {
+                    let expr = rule["expr"].as_str().unwrap();
+                    if let Err(err) = promql_parser::parser::parse(expr) {
+                        panic!("{}: {expr}: {err}", path.display());
+                    }
+                }
+            }
+        }
     }
 }

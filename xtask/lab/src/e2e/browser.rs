@@ -39,7 +39,7 @@ const DRIVER: &str = "frontend/e2e/drive.mjs";
 /// The repository the page follows that the provider does not have: its job fails.
 const MISSING: &str = "gone";
 /// The service whose jobs fail for [`MISSING`].
-const WORKER_SERVICE: &str = "ampel-worker";
+const WORKER_SERVICE: &str = ampel_worker::SERVICE_NAME;
 
 /// A browser signal the run checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,7 @@ pub(super) async fn one(
         .scrape(&[("api", api_address), ("worker", worker_address)], run)
         .await?;
     let queue = (
-        "JOB_QUEUE",
+        jobs::QUEUE_VAR,
         format!("ampel:e2e:{run}:{}", std::process::id()),
     );
     let api_env = [
@@ -153,10 +153,10 @@ pub(super) async fn one(
     let api = apps::start_on(stack, binaries, Service::Api, api_address, run, &api_env).await?;
     let worker_env = [
         queue,
-        ("PROVIDER_BASE_URL", github.base_url()),
-        ("PROVIDER_TOKEN", String::new()),
+        (ampel_worker::PROVIDER_BASE_URL_VAR, github.base_url()),
+        (ampel_worker::PROVIDER_TOKEN_VAR, String::new()),
         // The missing repository's job fails at its first attempt, not after retries.
-        ("JOB_MAX_ATTEMPTS", "1".to_owned()),
+        (ampel_worker::MAX_ATTEMPTS_VAR, "1".to_owned()),
     ];
     let worker = apps::start_on(
         stack,
@@ -386,11 +386,11 @@ fn browser_parent(trace: &Trace) -> anyhow::Result<String> {
         .spans
         .iter()
         .find(|span| {
-            span.service == "ampel-api"
+            span.service == ampel_api::SERVICE_NAME
                 && span.kind == SpanKind::Server
                 && span.name.starts_with("POST ")
         })
-        .with_context(|| format!("no ampel-api server span; {trace}"))?;
+        .with_context(|| format!("no {} server span; {trace}", ampel_api::SERVICE_NAME))?;
     let parent = trace
         .spans
         .iter()

@@ -23,8 +23,6 @@ use otel_testkit::checks::Check;
 use otel_testkit::loki::Loki;
 use otel_testkit::prometheus::Prometheus;
 use otel_testkit::{TimedOut, eventually_every};
-use promql_parser::parser::Expr;
-use promql_parser::parser::token::{T_LAND, T_LOR};
 use xtask::queries::{
     self, DASHBOARDS, EXPORTER_METRICS, Language, Origin, Query, RULES, Selectors,
 };
@@ -193,7 +191,7 @@ fn plan(query: &Query, run: Run, loki: bool) -> Result<Plan, String> {
         return Ok(Plan::Skip(Skip::Needs(needs)));
     }
     let runs = match &query.origin {
-        Origin::Rule { kind: "alert", .. } => alert_parts(parsed),
+        Origin::Rule { kind: "alert", .. } => otel_testkit::prometheus::rules::alert_parts(parsed),
         _ => vec![parsed],
     };
     Ok(Plan::Run(
@@ -201,39 +199,6 @@ fn plan(query: &Query, run: Run, loki: bool) -> Result<Plan, String> {
             .map(|expr| Ask::Promql(expr.to_string()))
             .collect(),
     ))
-}
-
-/// What of an alert's expression must find series in a healthy run: each operand of a top-level
-/// `and` or `or` (as multi-window burn-rate alerts are written), each without its threshold.
-/// `unless` stays whole: its right side is meant to be empty.
-fn alert_parts(expr: Expr) -> Vec<Expr> {
-    match expr {
-        Expr::Paren(paren) => alert_parts(*paren.expr),
-        Expr::Binary(binary) if [T_LAND, T_LOR].contains(&binary.op.id()) => {
-            let mut parts = alert_parts(*binary.lhs);
-            parts.extend(alert_parts(*binary.rhs));
-            parts
-        }
-        other => vec![without_threshold(other)],
-    }
-}
-
-/// `expr` without a top-level comparison with a number (`x > 0.05`, `0 == x`): what the alert
-/// compares, which has series whether or not the alert fires. Anything else as it is.
-fn without_threshold(expr: Expr) -> Expr {
-    match expr {
-        Expr::Binary(binary) if binary.op.is_comparison_operator() => {
-            match (*binary.lhs, *binary.rhs) {
-                (Expr::NumberLiteral(_), side) | (side, Expr::NumberLiteral(_)) => side,
-                (lhs, rhs) => Expr::Binary(promql_parser::parser::BinaryExpr {
-                    lhs: Box::new(lhs),
-                    rhs: Box::new(rhs),
-                    ..binary
-                }),
-            }
-        }
-        other => other,
-    }
 }
 
 /// The queries of every dashboard in `dashboards` and every rule file in `rules`, by file name.
@@ -558,31 +523,6 @@ mod tests {
             error.contains("panel \"Requests\": uses the variable $window"),
             "{error}"
         );
-    }
-
-    /// A top-level comparison with a number goes, on either side, in each operand of a top-level
-    /// `and`/`or`; any other expression stays.
-    #[test]
-    fn alerts_run_without_their_threshold() {
-        let strip =
-            |expr: &str| without_threshold(promql_parser::parser::parse(expr).unwrap()).to_string();
-        assert_eq!(strip("up == 0"), "up");
-        assert_eq!(
-            strip("0.05 < sum(rate(x[5m])) / sum(rate(y[5m]))"),
-            "sum(rate(x[5m])) / sum(rate(y[5m]))"
-        );
-        assert_eq!(strip("a > bool 1"), "a");
-        assert_eq!(strip("a > b"), "a > b");
-        assert_eq!(strip("a + 1"), "a + 1");
-        let parts = |expr: &str| {
-            let parts = alert_parts(promql_parser::parser::parse(expr).unwrap());
-            parts.iter().map(ToString::to_string).collect::<Vec<_>>()
-        };
-        assert_eq!(
-            parts("(a / 0.001 > 14.4 and b > 14.4) or c > 6"),
-            ["a / 0.001", "b", "c"]
-        );
-        assert_eq!(parts("a > 1 unless b"), ["a > 1 unless b"]);
     }
 
     /// Against a real Prometheus (compose's, scraping itself): a panel whose label is wrong fails

@@ -35,6 +35,10 @@ const SPAN_DURATION_BUCKETS: &str = "traces_span_metrics_duration_seconds_bucket
 /// names the wrong label fails the e2e.
 const DATASOURCES: &str = "observability/grafana/provisioning/datasources/datasources.yaml";
 
+/// The apps' `service.name`s: the stores, and so the checks, tell their spans and logs apart by it.
+const API_SERVICE: &str = ampel_api::SERVICE_NAME;
+const WORKER_SERVICE: &str = ampel_worker::SERVICE_NAME;
+
 /// The five checks of one run.
 pub type Report = Checks<Signal>;
 
@@ -67,12 +71,12 @@ pub async fn run(
         _ => None,
     };
     let queue = format!("ampel:e2e:{run}:{}", unique());
-    let mut api_env = vec![("JOB_QUEUE", queue.clone())];
+    let mut api_env = vec![(jobs::QUEUE_VAR, queue.clone())];
     api_env.extend(exporter_off.map(|key| (key, "none".to_owned())));
     let mut worker_env = api_env.clone();
     worker_env.extend([
-        ("PROVIDER_BASE_URL", github.base_url()),
-        ("PROVIDER_TOKEN", String::new()),
+        (ampel_worker::PROVIDER_BASE_URL_VAR, github.base_url()),
+        (ampel_worker::PROVIDER_TOKEN_VAR, String::new()),
     ]);
     let mut api = apps::start_on(stack, binaries, Service::Api, api_address, run, &api_env).await?;
     let worker = apps::start_on(
@@ -296,12 +300,12 @@ impl Checker<'_> {
             let records = stack.logs.records(trace_id).await?;
             let worker = records
                 .iter()
-                .find(|record| record.service == "ampel-worker" && record.trace_id == trace_id)
+                .find(|record| record.service == WORKER_SERVICE && record.trace_id == trace_id)
                 .with_context(|| {
                     let services: Vec<&str> = records.iter().map(|record| record.service.as_str()).collect();
-                    format!("no ampel-worker record with trace_id {trace_id}; {} records with it, from {services:?}", records.len())
+                    format!("no {WORKER_SERVICE} record with trace_id {trace_id}; {} records with it, from {services:?}", records.len())
                 })?;
-            Ok(format!("{} records with trace_id {trace_id}, e.g. ampel-worker: {:?}", records.len(), worker.body))
+            Ok(format!("{} records with trace_id {trace_id}, e.g. {WORKER_SERVICE}: {:?}", records.len(), worker.body))
         })
         .await;
         Check {
@@ -323,7 +327,7 @@ impl Checker<'_> {
     ) -> Check<Signal> {
         let Self { stack, run } = self;
         let query = format!(
-            r#"{SPAN_DURATION_BUCKETS}{{service_name="ampel-api",span_name="POST {POLL_ROUTE}"}}"#
+            r#"{SPAN_DURATION_BUCKETS}{{service_name="{API_SERVICE}",span_name="POST {POLL_ROUTE}"}}"#
         );
         let start = seconds(requested) - 1.0;
         let outcome = eventually(&format!("[{run}] exemplars"), produced, DEADLINE, || async {
@@ -404,8 +408,8 @@ impl Checker<'_> {
         let what = format!("trace {trace_id} after {name} ({exit})");
         let server_span = |trace: &Trace| {
             let server = trace
-                .find("ampel-api", SpanKind::Server, &span_name)
-                .with_context(|| format!("no ampel-api server span {span_name:?}; {trace}"))?;
+                .find(API_SERVICE, SpanKind::Server, &span_name)
+                .with_context(|| format!("no {API_SERVICE} server span {span_name:?}; {trace}"))?;
             Ok(format!("{:?} arrived", server.name))
         };
         let flushed = self.trace(Signal::Flush, &what, &trace_id, produced, server_span);
@@ -419,28 +423,30 @@ impl Checker<'_> {
 pub(super) fn poll_chain(trace: &Trace) -> anyhow::Result<String> {
     let poll_span = format!("POST {POLL_ROUTE}");
     let server = trace
-        .find("ampel-api", SpanKind::Server, &poll_span)
-        .with_context(|| format!("no ampel-api server span {poll_span:?}; {trace}"))?;
+        .find(API_SERVICE, SpanKind::Server, &poll_span)
+        .with_context(|| format!("no {API_SERVICE} server span {poll_span:?}; {trace}"))?;
     let job = trace
         .spans
         .iter()
         .find(|span| {
-            span.service == "ampel-worker" && span.name == "task" && trace.descends_from(span, server)
+            span.service == WORKER_SERVICE && span.name == "task" && trace.descends_from(span, server)
         })
         .with_context(|| {
             format!(
-                "no ampel-worker job span \"task\" whose parent chain leads to the api span; {trace}"
+                "no {WORKER_SERVICE} job span \"task\" whose parent chain leads to the api span; {trace}"
             )
         })?;
     let client = trace
         .spans
         .iter()
         .find(|span| {
-            span.service == "ampel-worker" && is_http_client(span) && trace.descends_from(span, job)
+            span.service == WORKER_SERVICE && is_http_client(span) && trace.descends_from(span, job)
         })
-        .with_context(|| format!("no ampel-worker HTTP client span below the job span; {trace}"))?;
+        .with_context(|| {
+            format!("no {WORKER_SERVICE} HTTP client span below the job span; {trace}")
+        })?;
     Ok(format!(
-        "ampel-api {:?} <- ampel-worker {:?} <- ampel-worker client {:?} ({} spans)",
+        "{API_SERVICE} {:?} <- {WORKER_SERVICE} {:?} <- {WORKER_SERVICE} client {:?} ({} spans)",
         server.name,
         job.name,
         client.name,
@@ -521,12 +527,12 @@ mod tests {
     fn trace() -> Trace {
         #[rustfmt::skip]
         let spans = [
-            ("a1", None, "ampel-api", SpanKind::Server, "POST /api/repositories/{id}/poll"),
-            ("a2", Some("a1"), "ampel-api", SpanKind::Internal, "enqueue"),
-            ("w1", Some("a2"), "ampel-worker", SpanKind::Internal, "task"),
-            ("w2", Some("w1"), "ampel-worker", SpanKind::Internal, "poll_repository"),
-            ("w3", Some("w2"), "ampel-worker", SpanKind::Client, "GET"),
-            ("w4", Some("w2"), "ampel-worker", SpanKind::Client, "upsert_pull_request"),
+            ("a1", None, API_SERVICE, SpanKind::Server, "POST /api/repositories/{id}/poll"),
+            ("a2", Some("a1"), API_SERVICE, SpanKind::Internal, "enqueue"),
+            ("w1", Some("a2"), WORKER_SERVICE, SpanKind::Internal, "task"),
+            ("w2", Some("w1"), WORKER_SERVICE, SpanKind::Internal, "poll_repository"),
+            ("w3", Some("w2"), WORKER_SERVICE, SpanKind::Client, "GET"),
+            ("w4", Some("w2"), WORKER_SERVICE, SpanKind::Client, "upsert_pull_request"),
         ];
         let spans = spans.map(|(id, parent, service, kind, name)| Span {
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
@@ -570,10 +576,10 @@ mod tests {
                 .collect(),
         };
         let error = |trace: Trace| format!("{:#}", poll_chain(&trace).unwrap_err());
-        assert!(error(without("a1")).contains("no ampel-api server span"));
+        assert!(error(without("a1")).contains(&format!("no {API_SERVICE} server span")));
         // The job span is there but its parent is lost: the context did not travel with the job.
-        assert!(error(without("a2")).contains("no ampel-worker job span"));
+        assert!(error(without("a2")).contains(&format!("no {WORKER_SERVICE} job span")));
         // A database call is a client span too, but not the HTTP call the check asks for.
-        assert!(error(without("w3")).contains("no ampel-worker HTTP client span"));
+        assert!(error(without("w3")).contains(&format!("no {WORKER_SERVICE} HTTP client span")));
     }
 }

@@ -71,7 +71,7 @@ pub enum Clock {
     /// As observability/ configures it.
     Shipped,
     /// Scraping and evaluating every second, the rules' windows and `for:` divided by the scale
-    /// (`compress.rs`): for the live alert test.
+    /// (`otel_testkit::prometheus::rules::compress`): for the live alert test.
     Compressed(u32),
 }
 
@@ -341,7 +341,7 @@ fn copy_rules(scrape: &ScrapeConfig, rules: &std::path::Path, clock: Clock) -> a
             continue;
         };
         let text = std::fs::read_to_string(&path)?;
-        let compressed = super::compress::rule_file(&text, scale)
+        let compressed = otel_testkit::prometheus::rules::compress(&text, scale)
             .with_context(|| format!("compress the clock of {}", path.display()))?;
         scrape.dir().write(
             std::path::Path::new("rules").join(name),

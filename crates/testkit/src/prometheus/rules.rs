@@ -1,18 +1,33 @@
-//! The shipped rule files with time compressed, for the live alert test: every `for:` and every
-//! range or subquery window of every expression divided by one scale, thresholds untouched, so
-//! an alert that needs 5 minutes of 5xx fires after 10 seconds of them. The files are changed
-//! through their YAML and PromQL syntax trees (serde_yaml, promql-parser), never as text.
+//! Rule files and alert expressions transformed for tests, through their YAML and PromQL syntax
+//! trees (serde_yaml, promql-parser), never as text. [`compress`] divides a rule file's clock, so
+//! an alert that needs 5 minutes of errors fires after 10 seconds of them; [`alert_parts`] is
+//! what of an alert's expression must find series while nothing fires, so a healthy run proves
+//! its metric names and labels.
+//!
+//! ```
+//! # fn demo() -> anyhow::Result<()> {
+//! use otel_testkit::prometheus::rules;
+//! let file = "groups: [{name: g, rules: [{alert: Slow, expr: 'rate(x[5m]) > 1', for: 10m}]}]";
+//! let fast = rules::compress(file, 30)?;
+//! assert!(fast.contains("rate(x[10s]) > 1") && fast.contains("for: 20s"), "{fast}");
+//! let parts = rules::alert_parts(promql_parser::parser::parse("a > 1 and b > 2").unwrap());
+//! assert_eq!(parts.iter().map(ToString::to_string).collect::<Vec<_>>(), ["a", "b"]);
+//! # Ok(()) }
+//! ```
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use promql_parser::parser::{self, Expr, Offset};
+use promql_parser::parser::token::{T_LAND, T_LOR};
+use promql_parser::parser::{self, BinaryExpr, Expr, Offset};
 use promql_parser::util::visitor::{ExprVisitorMut, walk_expr_mut};
 use serde_yaml::Value;
 
-/// A rule file (`groups: [{rules: [...]}]`) with each rule's `for:` and `expr` windows divided
-/// by `scale`, each at least one second.
-pub fn rule_file(text: &str, scale: u32) -> anyhow::Result<String> {
+/// A rule file (`groups: [{rules: [...]}]`) on a compressed clock: each rule's `for:` and every
+/// range, subquery window and step, and offset of its `expr` divided by `scale`, each at least
+/// one second; thresholds and everything else untouched. Run it with a 1 s scrape and
+/// evaluation interval to see alerts fire and resolve within a test's deadline.
+pub fn compress(text: &str, scale: u32) -> anyhow::Result<String> {
     let mut file: Value = serde_yaml::from_str(text).context("parse the rule file")?;
     let groups = file
         .get_mut("groups")
@@ -34,6 +49,39 @@ pub fn rule_file(text: &str, scale: u32) -> anyhow::Result<String> {
         }
     }
     Ok(serde_yaml::to_string(&file)?)
+}
+
+/// What of an alert's expression must find series in a healthy run: each operand of a top-level
+/// `and` or `or` (as multi-window burn-rate alerts are written), each [`without_threshold`].
+/// `unless` stays whole: its right side is meant to be empty.
+pub fn alert_parts(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::Paren(paren) => alert_parts(*paren.expr),
+        Expr::Binary(binary) if [T_LAND, T_LOR].contains(&binary.op.id()) => {
+            let mut parts = alert_parts(*binary.lhs);
+            parts.extend(alert_parts(*binary.rhs));
+            parts
+        }
+        other => vec![without_threshold(other)],
+    }
+}
+
+/// `expr` without a top-level comparison with a number (`x > 0.05`, `0 == x`): what the alert
+/// compares, which has series whether or not the alert fires. Anything else as it is.
+pub fn without_threshold(expr: Expr) -> Expr {
+    match expr {
+        Expr::Binary(binary) if binary.op.is_comparison_operator() => {
+            match (*binary.lhs, *binary.rhs) {
+                (Expr::NumberLiteral(_), side) | (side, Expr::NumberLiteral(_)) => side,
+                (lhs, rhs) => Expr::Binary(BinaryExpr {
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                    ..binary
+                }),
+            }
+        }
+        other => other,
+    }
 }
 
 /// A PromQL expression with every window divided by `scale`.
@@ -107,7 +155,7 @@ groups:
       - record: slo:ratio_rate3d
         expr: max_over_time(up[3d:1h])
 "#;
-        let compressed: Value = serde_yaml::from_str(&rule_file(file, 30).unwrap()).unwrap();
+        let compressed: Value = serde_yaml::from_str(&compress(file, 30).unwrap()).unwrap();
         let rules = &compressed["groups"][0]["rules"];
         assert_eq!(rules[0]["for"], Value::from("20s"));
         let expr = rules[0]["expr"].as_str().unwrap();
@@ -124,25 +172,6 @@ groups:
         assert!(record.contains("[2h24m:2m]"), "{record}");
     }
 
-    /// Every shipped rule file compresses into expressions that parse again.
-    #[test]
-    fn the_shipped_rules_compress() {
-        let dir = xtask::util::project_root().join("observability/prometheus/rules");
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let compressed: Value = serde_yaml::from_str(&rule_file(&text, 30).unwrap()).unwrap();
-            for group in compressed["groups"].as_sequence().unwrap() {
-                for rule in group["rules"].as_sequence().unwrap() {
-                    let expr = rule["expr"].as_str().unwrap();
-                    if let Err(err) = parser::parse(expr) {
-                        panic!("{}: {expr}: {err}", path.display());
-                    }
-                }
-            }
-        }
-    }
-
     #[test]
     fn a_window_never_drops_below_one_second() {
         assert_eq!(duration("15s", 30).unwrap(), "1s");
@@ -153,5 +182,30 @@ groups:
                 .contains("soon")
         );
         assert!(expression("rate(x[5m]", 30).is_err());
+        assert!(compress("rules: []", 30).is_err());
+    }
+
+    /// A top-level comparison with a number goes, on either side, in each operand of a top-level
+    /// `and`/`or`; any other expression stays.
+    #[test]
+    fn alerts_run_without_their_threshold() {
+        let strip = |expr: &str| without_threshold(parser::parse(expr).unwrap()).to_string();
+        assert_eq!(strip("up == 0"), "up");
+        assert_eq!(
+            strip("0.05 < sum(rate(x[5m])) / sum(rate(y[5m]))"),
+            "sum(rate(x[5m])) / sum(rate(y[5m]))"
+        );
+        assert_eq!(strip("a > bool 1"), "a");
+        assert_eq!(strip("a > b"), "a > b");
+        assert_eq!(strip("a + 1"), "a + 1");
+        let parts = |expr: &str| {
+            let parts = alert_parts(parser::parse(expr).unwrap());
+            parts.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            parts("(a / 0.001 > 14.4 and b > 14.4) or c > 6"),
+            ["a / 0.001", "b", "c"]
+        );
+        assert_eq!(parts("a > 1 unless b"), ["a > 1 unless b"]);
     }
 }
