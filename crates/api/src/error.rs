@@ -69,11 +69,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let detail = match &self {
             Self::Internal(err) => {
-                tracing::error!(
-                    exception.r#type = std::any::type_name_of_val(err),
-                    exception.message = format!("{err:#}"),
-                    "request failed"
-                );
+                telemetry::error_with!(err, "request failed");
                 "the server failed to handle the request; its logs have the details".to_owned()
             }
             // Not an error of ours: the upstream's outage has its own alerts.

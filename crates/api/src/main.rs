@@ -12,11 +12,7 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init(ampel_api::SERVICE_NAME, ampel_api::EXPORTED_METRIC_FAMILIES)?;
     let result = run().await;
     if let Err(err) = &result {
-        tracing::error!(
-            exception.r#type = std::any::type_name_of_val(err),
-            exception.message = format!("{err:#}"),
-            "ampel-api stopped"
-        );
+        telemetry::error_with!(err, "ampel-api stopped");
     }
     // Flush after the server has drained, so the last requests' spans and logs are exported.
     telemetry.shutdown();

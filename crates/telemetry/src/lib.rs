@@ -32,6 +32,7 @@
 //! **Architecture Invariant:** this crate is the ground floor. It depends on no other Ampel crate
 //! and knows nothing of HTTP routes, jobs or databases.
 
+mod exception;
 mod family;
 mod json;
 mod log_layer;
@@ -52,13 +53,18 @@ use tracing_subscriber::{
     registry::LookupSpan, util::SubscriberInitExt as _,
 };
 
+pub use crate::exception::EXCEPTION_TYPE;
 pub use crate::family::{Kind, Label, LabelValues, MetricFamily};
 pub use crate::json::JsonLayer;
 pub use crate::metrics::{
     BUILD_INFO, DURATION_BUCKETS, METRIC_FAMILIES, PROMETHEUS_CONTENT_TYPE, prometheus_handle,
 };
-pub use crate::otlp::{EXPORT_TIMEOUT, Exporters, QUEUE_SIZE};
+pub use crate::otlp::{EXPORT_TIMEOUT, Exporters, QUEUE_SIZE, SERVICE_NAME_VAR};
 pub use crate::shutdown::{HANDLED_SIGNALS, shutdown_signal};
+
+/// For [`error_with!`]: its callers need not name `tracing` themselves.
+#[doc(hidden)]
+pub use tracing as __tracing;
 
 /// How long `shutdown` may spend flushing each signal. Fly's `kill_timeout` and the drain budget
 /// are planned around it: a hung or refusing collector must not hold the process for the
@@ -133,7 +139,7 @@ impl TelemetryGuard {
     }
 }
 
-/// Sets up logs, traces and metrics for `service_name` (overridden by `OTEL_SERVICE_NAME`) and
+/// Sets up logs, traces and metrics for `service_name` (overridden by [`SERVICE_NAME_VAR`]) and
 /// installs them globally; the metrics recorder is built from `families`, every family the
 /// binary exports (its crates' declarations and [`METRIC_FAMILIES`]). Call once, early in
 /// `main`, inside the Tokio runtime.

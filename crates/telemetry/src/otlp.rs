@@ -54,11 +54,15 @@ impl Exporters {
     }
 }
 
-/// The resource every span and log record carries. `OTEL_SERVICE_NAME` wins over the binary's
+/// The variable that renames a binary's `service.name` (the OpenTelemetry specification's; the
+/// SDK, which reads it, keeps its own constant private).
+pub const SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
+
+/// The resource every span and log record carries. [`SERVICE_NAME_VAR`] wins over the binary's
 /// own name, as the specification asks; `OTEL_RESOURCE_ATTRIBUTES` is merged in by the SDK.
 pub(crate) fn resource(service_name: &'static str) -> Resource {
     let builder = Resource::builder();
-    if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
+    if std::env::var_os(SERVICE_NAME_VAR).is_some() {
         builder.build()
     } else {
         builder.with_service_name(service_name).build()

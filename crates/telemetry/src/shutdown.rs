@@ -12,12 +12,7 @@ pub const HANDLED_SIGNALS: [&str; 2] = [INTERRUPT, TERMINATE];
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(
-                exception.r#type = std::any::type_name_of_val(&err),
-                exception.message = %err,
-                signal = INTERRUPT,
-                "cannot listen for the signal"
-            );
+            crate::error_with!(&err, signal = INTERRUPT, "cannot listen for the signal");
             std::future::pending::<()>().await;
         }
     };
@@ -28,12 +23,7 @@ pub async fn shutdown_signal() {
                 signal.recv().await;
             }
             Err(err) => {
-                tracing::error!(
-                    exception.r#type = std::any::type_name_of_val(&err),
-                    exception.message = %err,
-                    signal = TERMINATE,
-                    "cannot listen for the signal"
-                );
+                crate::error_with!(&err, signal = TERMINATE, "cannot listen for the signal");
                 std::future::pending::<()>().await;
             }
         }

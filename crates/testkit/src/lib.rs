@@ -8,8 +8,12 @@
 //!   [`LogRecord`], [`Sample`], and the [`TraceStore`] / [`LogStore`] traits the clients implement.
 //! - One module per backend, each with a typed query client and, with the `containers` feature,
 //!   a preset [`container::ContainerSpec`]: [`jaeger`], [`tempo`] (traces), [`loki`],
-//!   [`victorialogs`] (logs), [`prometheus`] (metrics); with the `rules` feature,
+//!   [`victorialogs`] (logs), [`prometheus`] (metrics); [`alertmanager`] (a client only: its
+//!   alerts and what inhibits them); with the `rules` feature,
 //!   `prometheus::rules`: rule files on a compressed clock, alerts without their thresholds.
+//! - `queries` (feature `queries`): the queries of Grafana dashboards and Prometheus rule files,
+//!   each with its panel or rule and its language, Grafana's variables substituted, for running
+//!   them against live stores.
 //! - [`otlp`] (feature `send`, on by default): OTLP requests that send spans and log records
 //!   to a receiver.
 //! - [`sink`] (feature `sink`, on by default): a local OTLP/HTTP receiver that counts the spans
@@ -21,6 +25,7 @@
 //! Without the `containers` feature the crate has no container machinery at all: a binary that
 //! only polls and queries compiles without testcontainers.
 
+pub mod alertmanager;
 pub mod checks;
 #[cfg(feature = "containers")]
 pub mod container;
@@ -35,6 +40,8 @@ mod otlp_json;
 #[cfg(feature = "process")]
 pub mod process;
 pub mod prometheus;
+#[cfg(feature = "queries")]
+pub mod queries;
 #[cfg(feature = "sink")]
 pub mod sink;
 pub mod tempo;

@@ -55,6 +55,7 @@ pub fn spec(image: &str) -> crate::container::ContainerSpec {
         ]))
 }
 
+#[derive(Clone)]
 pub struct Loki {
     http: reqwest::Client,
     base_url: String,

@@ -123,9 +123,30 @@ pub struct LogRecord {
     pub span_id: Option<String>,
     pub body: String,
     /// The record's attributes (`exception.type`, say) under the names the backend gives them
-    /// (Loki: `exception_type`). A backend may add its own fields (resource attributes, the
-    /// severity), so a check looks for the ones it needs rather than comparing all.
+    /// (Loki: `exception_type`); read one with [`LogRecord::attribute`]. A backend may add its
+    /// own fields (resource attributes, the severity), so a check looks for the ones it needs
+    /// rather than comparing all.
     pub attributes: BTreeMap<String, String>,
+}
+
+impl LogRecord {
+    /// The attribute named `key` by OpenTelemetry (`exception.type`), under that name
+    /// (VictoriaLogs keeps it) or the one Loki stores it as, every character outside
+    /// `[A-Za-z0-9_]` an underscore (`exception_type`, Prometheus' label rule), so a check reads
+    /// the same on every backend.
+    #[must_use]
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .get(key)
+            .or_else(|| {
+                let label: String = key
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                self.attributes.get(&label)
+            })
+            .map(String::as_str)
+    }
 }
 
 /// One sample of an instant vector.
@@ -215,6 +236,39 @@ mod tests {
             ],
         };
         assert!(!trace.descends_from(&trace.spans[0], &trace.spans[2]));
+    }
+
+    fn record(attributes: &[(&str, &str)]) -> LogRecord {
+        LogRecord {
+            service: "shop".to_owned(),
+            trace_id: String::new(),
+            span_id: None,
+            body: "failed".to_owned(),
+            attributes: attributes
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// An attribute reads the same whether the backend kept its dotted name or underscored it.
+    #[test]
+    fn an_attribute_reads_under_either_name() {
+        let key = "exception.type";
+        assert_eq!(
+            record(&[("exception.type", "Timeout")]).attribute(key),
+            Some("Timeout")
+        );
+        assert_eq!(
+            record(&[("exception_type", "Timeout")]).attribute(key),
+            Some("Timeout")
+        );
+        assert_eq!(
+            record(&[("http_response_status_code", "500")]).attribute("http.response.status-code"),
+            Some("500")
+        );
+        assert_eq!(record(&[("exception_message", "x")]).attribute(key), None);
+        assert_eq!(record(&[("exceptionXtype", "x")]).attribute(key), None);
     }
 
     /// The summary names each span.

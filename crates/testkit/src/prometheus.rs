@@ -151,6 +151,18 @@ impl Prometheus {
         })
     }
 
+    /// The names of the alerts its rules hold firing (not those pending their `for:`), sorted.
+    pub async fn firing_alerts(&self) -> anyhow::Result<Vec<String>> {
+        let samples = self.query(r#"ALERTS{alertstate="firing"}"#).await?;
+        let mut names: Vec<String> = samples
+            .into_iter()
+            .filter_map(|sample| sample.labels.get("alertname").cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// The sum of an instant-vector query's samples; `None` when it matches no series.
     pub async fn sum(&self, query: &str) -> anyhow::Result<Option<f64>> {
         let samples = self.query(query).await?;

@@ -32,10 +32,6 @@ pub(crate) async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
     {
-        tracing::error!(
-            exception.r#type = std::any::type_name_of_val(&err),
-            exception.message = %err,
-            "the metrics listener failed"
-        );
+        telemetry::error_with!(&err, "the metrics listener failed");
     }
 }

@@ -11,11 +11,7 @@ async fn main() -> anyhow::Result<()> {
         Err(err) => Err(err),
     };
     if let Err(err) = &result {
-        tracing::error!(
-            exception.r#type = std::any::type_name_of_val(err),
-            exception.message = format!("{err:#}"),
-            "ampel-worker stopped"
-        );
+        telemetry::error_with!(err, "ampel-worker stopped");
     }
     // Flush after the last job finished, so its spans and logs are exported.
     telemetry.shutdown();

@@ -40,9 +40,8 @@ impl fmt::Display for Linked<Duration> {
     }
 }
 
-/// The variable that overrides a binary's `service.name` (the OpenTelemetry specification's;
-/// the SDK keeps its own constant private).
-pub const SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
+/// The variable that overrides a binary's `service.name`, as the telemetry reads it.
+pub use telemetry::SERVICE_NAME_VAR;
 
 /// What the checks need to know about one binary.
 #[derive(Debug)]

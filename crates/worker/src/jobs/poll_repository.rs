@@ -71,11 +71,10 @@ pub(crate) async fn handle(
             Err(err.into())
         }
         Err(err @ JobError::GiveUp { .. }) => {
-            tracing::error!(
+            telemetry::error_with!(
+                &err,
                 job_id = %task_id,
                 status,
-                exception.r#type = std::any::type_name_of_val(&err),
-                exception.message = %err,
                 "job failed; kept in the dead set"
             );
             Err(Box::new(AbortError::new(err)))

@@ -9,11 +9,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use otel_testkit::queries::RuleFile;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 use serde::Deserialize;
 use xtask::compose::{self as model, MAIN};
-use xtask::queries::{RULES, RuleFile};
+use xtask::queries::RULES;
 
 use super::{Problem, Sources, line_of};
 

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
+use otel_testkit::queries::{Rule, RuleFile};
 use serde::Deserialize;
-use xtask::queries::{RULES, Rule, RuleFile};
+use xtask::queries::RULES;
 
 use super::{Problem, Sources};
 

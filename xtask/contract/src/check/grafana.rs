@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use otel_testkit::queries::Dashboard;
 use serde::Deserialize;
-use xtask::queries::{DASHBOARDS, Dashboard};
+use xtask::queries::DASHBOARDS;
 
 use super::{Problem, Sources};
 

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use otel_testkit::queries::{self, Language, Origin, Selectors};
 use telemetry::{Kind, MetricFamily};
-use xtask::queries::{self, DASHBOARDS, EXPORTER_METRICS, Language, Origin, RULES, Selectors};
+use xtask::queries::{DASHBOARDS, EXPORTER_METRICS, INTERVAL, RULES};
 
 use super::{Problem, Sources, alerts, wiring};
 
@@ -73,11 +74,11 @@ fn check_against(sources: &Sources, families: &[&MetricFamily], problems: &mut V
         let mut report = |message: String| {
             problems.push(Problem::new(file, line, format!("{what}: {message}")));
         };
-        let expr = match queries::substitute(&query.expr) {
+        let expr = match queries::substitute(&query.expr, INTERVAL) {
             Ok(expr) => expr,
             Err(variable) => {
                 report(format!(
-                    "uses the variable {variable}, which check cannot substitute; use $__rate_interval or $__range, or add it to grafana_variables in xtask/src/queries.rs"
+                    "uses the variable {variable}, which check cannot substitute; use Grafana's $__interval, $__rate_interval or $__range"
                 ));
                 continue;
             }
@@ -179,7 +180,7 @@ mod tests {
                 "observability/grafana/dashboards/api.json:2: panel \"Requests\": metric worker_job_duration_seconds_cuont is declared by neither binary (their EXPORTED_METRIC_FAMILIES) nor in the exporters' metrics (EXPORTER_METRICS in xtask/src/queries.rs); fix the name, or declare the metric where it is recorded",
                 "observability/prometheus/rules/api.yml:4: alert Broken: metric worker_job_duration_seconds is a histogram, which has no series of that name; use worker_job_duration_seconds_bucket, worker_job_duration_seconds_sum or worker_job_duration_seconds_count",
                 "observability/prometheus/rules/api.yml:4: alert Broken: metric nope_total is declared by neither binary (their EXPORTED_METRIC_FAMILIES) nor in the exporters' metrics (EXPORTER_METRICS in xtask/src/queries.rs); fix the name, or declare the metric where it is recorded",
-                "observability/grafana/dashboards/api.json:2: panel \"Requests\": uses the variable $window, which check cannot substitute; use $__rate_interval or $__range, or add it to grafana_variables in xtask/src/queries.rs",
+                "observability/grafana/dashboards/api.json:2: panel \"Requests\": uses the variable $window, which check cannot substitute; use Grafana's $__interval, $__rate_interval or $__range",
                 "observability/prometheus/rules/api.yml:4: alert Broken: selects job=\"apii\", which observability/prometheus/prometheus.yml does not scrape (jobs: api); use one of those",
             ]
         );

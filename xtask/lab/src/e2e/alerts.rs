@@ -23,10 +23,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use alert_catcher::{AlertCatcher, Notification, Receiver, Status};
 use anyhow::Context as _;
+use otel_testkit::alertmanager::Alertmanager;
 use otel_testkit::checks::{Check, Checks};
 use otel_testkit::eventually;
-use serde::Deserialize;
-use xtask::queries::RuleFile;
+use otel_testkit::queries::RuleFile;
 
 use super::apps::{self, Service};
 use super::stack::{Clock, Stack};
@@ -216,9 +216,8 @@ async fn rounds_on(
     let mut checker = Checker {
         stack,
         catcher: &catcher,
-        alertmanager: &alertmanager,
+        alertmanager: Alertmanager::new(reqwest::Client::new(), alertmanager),
         expected,
-        http: reqwest::Client::new(),
     };
     let mut reports = Vec::new();
     let mut failure = None;
@@ -260,28 +259,11 @@ async fn traffic(url: String, healthy: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Alertmanager's view of one alert (`GET /api/v2/alerts`).
-#[derive(Debug, Deserialize)]
-struct AlertmanagerAlert {
-    fingerprint: String,
-    labels: std::collections::BTreeMap<String, String>,
-    status: AlertmanagerStatus,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AlertmanagerStatus {
-    state: String,
-    #[serde(default)]
-    inhibited_by: Vec<String>,
-}
-
 struct Checker<'a> {
     stack: &'a mut Stack,
     catcher: &'a AlertCatcher,
-    alertmanager: &'a str,
+    alertmanager: Alertmanager,
     expected: &'a Expected,
-    http: reqwest::Client,
 }
 
 impl Checker<'_> {
@@ -294,7 +276,7 @@ impl Checker<'_> {
             Instant::now(),
             RESOLVE_DEADLINE,
             || async {
-                let firing = self.firing_alerts().await?;
+                let firing = self.stack.prometheus.firing_alerts().await?;
                 let under_test: Vec<&String> = firing
                     .iter()
                     .filter(|name| [CRITICAL, INHIBITED].contains(&name.as_str()))
@@ -313,7 +295,7 @@ impl Checker<'_> {
         eprintln!("[{title}] PostgreSQL paused");
         let firing = self
             .step(Step::Firing, "prometheus", fault, FIRE_DEADLINE, || async {
-                let firing = self.firing_alerts().await?;
+                let firing = self.stack.prometheus.firing_alerts().await?;
                 anyhow::ensure!(
                     firing.iter().any(|alert| alert == CRITICAL),
                     "{CRITICAL} not firing; active: {firing:?}"
@@ -410,51 +392,11 @@ impl Checker<'_> {
         }
     }
 
-    /// The names of the alerts Prometheus holds pending or firing.
-    async fn firing_alerts(&self) -> anyhow::Result<Vec<String>> {
-        let samples = self
-            .stack
-            .prometheus
-            .query(r#"ALERTS{alertstate="firing"}"#)
-            .await?;
-        let mut names: Vec<String> = samples
-            .into_iter()
-            .filter_map(|sample| sample.labels.get("alertname").cloned())
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
-    }
-
     /// The names of the alerts that hold `alertname` back in Alertmanager; an error unless it
     /// is suppressed and each of them is a critical alert of its service.
     async fn inhibitors(&self, alertname: &str) -> anyhow::Result<Vec<String>> {
-        let alerts: Vec<AlertmanagerAlert> = self
-            .http
-            .get(format!("{}/api/v2/alerts", self.alertmanager))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await
-            .context("Alertmanager's /api/v2/alerts")?;
-        let named = |alert: &AlertmanagerAlert| alert.labels.get("alertname").cloned();
-        let held: Vec<&AlertmanagerAlert> = alerts
-            .iter()
-            .filter(|alert| named(alert).as_deref() == Some(alertname))
-            .collect();
-        let Some(inhibited) = held.iter().find(|alert| {
-            alert.status.state == "suppressed" && !alert.status.inhibited_by.is_empty()
-        }) else {
-            let states: Vec<&AlertmanagerStatus> = held.iter().map(|alert| &alert.status).collect();
-            anyhow::bail!("{alertname} is not held back by an inhibition: {states:?}");
-        };
-        let mut by = Vec::new();
-        for fingerprint in &inhibited.status.inhibited_by {
-            let source = alerts
-                .iter()
-                .find(|alert| &alert.fingerprint == fingerprint)
-                .with_context(|| format!("the inhibiting alert {fingerprint} is not listed"))?;
+        let by = self.alertmanager.inhibitors(alertname).await?;
+        for source in &by {
             let label = |key: &str| source.labels.get(key).map(String::as_str);
             anyhow::ensure!(
                 label("severity") == Some("critical")
@@ -463,9 +405,11 @@ impl Checker<'_> {
                 source.labels,
                 self.expected.service
             );
-            by.extend(named(source));
         }
-        Ok(by)
+        Ok(by
+            .iter()
+            .filter_map(|alert| alert.name().map(str::to_owned))
+            .collect())
     }
 
     /// The first notification since `since` from `receiver` about `alertname` in `status`.

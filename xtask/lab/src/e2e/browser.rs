@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use fake_github::{FakeGithub, Mode};
 use otel_testkit::checks::{Check, Checks};
-use otel_testkit::{LogRecord, SpanKind, Trace, eventually};
+use otel_testkit::{SpanKind, Trace, eventually};
 use serde::Deserialize;
+use telemetry::EXCEPTION_TYPE;
 
 use super::apps::{self, Binaries, Service};
 use super::scenario::poll_chain;
@@ -186,14 +187,8 @@ pub(super) async fn one(
     let panels = async {
         match broken {
             None => Some(
-                super::panels::check(
-                    Signal::Panels,
-                    &stack.prometheus,
-                    stack.loki.as_ref(),
-                    super::panels::Run::Browser,
-                    done,
-                )
-                .await,
+                super::panels::check(Signal::Panels, stack, super::panels::Run::Browser, done)
+                    .await,
             ),
             Some(_) => None,
         }
@@ -331,10 +326,10 @@ impl Checker<'_> {
                     .iter()
                     .find(|record| record.service == WEB_SERVICE)
                     .with_context(|| format!("no {WEB_SERVICE} record with trace_id {trace_id}"))?;
-                let exception = exception_type(record);
+                let exception = record.attribute(EXCEPTION_TYPE);
                 anyhow::ensure!(
                     exception == Some(CRASH_TYPE),
-                    "the record has exception.type {exception:?}, not {CRASH_TYPE}: {record:?}"
+                    "the record has {EXCEPTION_TYPE} {exception:?}, not {CRASH_TYPE}: {record:?}"
                 );
                 let missing = seen
                     .missing_trace_id
@@ -343,10 +338,10 @@ impl Checker<'_> {
                 let server = stack.logs.records(missing).await?;
                 let failed = server
                     .iter()
-                    .find(|record| record.service == WORKER_SERVICE && exception_type(record).is_some())
+                    .find(|record| record.service == WORKER_SERVICE && record.attribute(EXCEPTION_TYPE).is_some())
                     .with_context(|| {
                         format!(
-                            "no {WORKER_SERVICE} record with exception.type in the trace of the poll of {MISSING} ({missing}); its records: {:?}",
+                            "no {WORKER_SERVICE} record with {EXCEPTION_TYPE} in the trace of the poll of {MISSING} ({missing}); its records: {:?}",
                             server.iter().map(|record| (&record.service, &record.body)).collect::<Vec<_>>()
                         )
                     })?;
@@ -358,7 +353,7 @@ impl Checker<'_> {
                 Ok(format!(
                     "{CRASH_TYPE} {:?} in trace {trace_id}; {WORKER_SERVICE} {:?} {:?} in trace {missing}; screenshots {shots:?}",
                     record.body,
-                    exception_type(failed).unwrap_or_default(),
+                    failed.attribute(EXCEPTION_TYPE).unwrap_or_default(),
                     failed.body,
                 ))
             },
@@ -370,14 +365,6 @@ impl Checker<'_> {
             outcome,
         }
     }
-}
-
-/// A record's `exception.type` (Loki names attributes with underscores).
-fn exception_type(record: &LogRecord) -> Option<&str> {
-    ["exception.type", "exception_type"]
-        .iter()
-        .find_map(|key| record.attributes.get(*key))
-        .map(String::as_str)
 }
 
 /// The browser's span that the api's server span of the poll hangs from.

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -22,7 +23,7 @@ use futures::StreamExt as _;
 use otel_testkit::{SpanKind, eventually};
 use tokio::sync::watch;
 
-use super::apps::{self, Binaries, Service};
+use super::apps::{self, App, Binaries, Service};
 use xtask::compose::COLLECTOR;
 
 use super::stack::Stack;
@@ -35,6 +36,9 @@ const OUTAGE_AFTER: usize = 400;
 /// ...and ends when this many more were answered or [`OUTAGE`] passed, whichever is first.
 const OUTAGE_REQUESTS: usize = 800;
 const OUTAGE: Duration = Duration::from_secs(10);
+/// How much of the collector's log a failed case keeps: all of a run's, short of a flood of
+/// retry lines.
+const COLLECTOR_LOG_LINES: usize = 20_000;
 /// How long a stopped container may take to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long the api may take to drain and flush on SIGTERM.
@@ -111,6 +115,8 @@ struct Outcome {
     case: Case,
     outage: Duration,
     counts: Vec<Count>,
+    /// When something was lost: where the api's log and the collector's are, to find out why.
+    logs: Option<String>,
 }
 
 impl Outcome {
@@ -130,6 +136,9 @@ impl fmt::Display for Outcome {
         for count in &self.counts {
             writeln!(f, "  {count}")?;
         }
+        if let Some(logs) = &self.logs {
+            writeln!(f, "  {logs}")?;
+        }
         Ok(())
     }
 }
@@ -144,7 +153,8 @@ pub async fn run(flags: &xtask::flags::E2e) -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(
         lost.is_empty(),
-        "telemetry lost in no-loss {}: the lines above say how much, and which trace ids",
+        "telemetry lost in no-loss {}: the lines above say how much, which trace ids, and where \
+         the api's and the collector's logs are",
         lost.join(", ")
     );
     Ok(())
@@ -185,7 +195,8 @@ async fn run_cases(
     }
 }
 
-/// One test: a fresh api under load, the outage, SIGTERM, then the count.
+/// One test: a fresh api under load, the outage, SIGTERM, then the count. When it fails or loses
+/// anything, the collector's log is kept next to the api's, and both are named.
 async fn one(
     stack: &mut Stack,
     binaries: &Binaries,
@@ -199,7 +210,42 @@ async fn one(
         .map(|(key, value)| (*key, (*value).to_owned()))
         .collect();
     let mut api = apps::start_on(stack, binaries, Service::Api, address, &run, &own).await?;
+    let outcome = measure(stack, &mut api, case, &run).await;
+    if outcome.as_ref().is_ok_and(|outcome| !outcome.lost()) {
+        return outcome;
+    }
+    let collector_log = match keep_collector_log(stack, &api.log).await {
+        Ok(path) => path.display().to_string(),
+        Err(err) => format!("not kept ({err:#})"),
+    };
+    let logs = format!(
+        "the api's log: {}; the collector's: {collector_log}",
+        api.log.display()
+    );
+    let mut outcome = outcome.with_context(|| format!("[{run}] {logs}"))?;
+    outcome.logs = Some(logs);
+    Ok(outcome)
+}
 
+/// The collector container's log, written next to `api_log` as `<collector>.log`. The
+/// container serves every case of the run, so its log holds the earlier cases too.
+async fn keep_collector_log(stack: &mut Stack, api_log: &Path) -> anyhow::Result<PathBuf> {
+    let path = api_log.with_file_name(format!("{COLLECTOR}.log"));
+    let text = stack
+        .container(COLLECTOR)?
+        .logs_tail(COLLECTOR_LOG_LINES)
+        .await;
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The load, the outage, SIGTERM to `api`, then the count.
+async fn measure(
+    stack: &mut Stack,
+    api: &mut App,
+    case: Case,
+    run: &str,
+) -> anyhow::Result<Outcome> {
     let (answered_tx, answered) = watch::channel(0usize);
     let url = format!("{}{}", api.base_url, ampel_api::routes::HEALTH);
     let load = tokio::spawn(load(url, answered_tx));
@@ -273,6 +319,7 @@ async fn one(
                 window: log_window,
             },
         ],
+        logs: None,
     })
 }
 

@@ -20,12 +20,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use otel_testkit::checks::Check;
-use otel_testkit::loki::Loki;
-use otel_testkit::prometheus::Prometheus;
+use otel_testkit::queries::{self, Language, Origin, Query, Selectors};
 use otel_testkit::{TimedOut, eventually_every};
-use xtask::queries::{
-    self, DASHBOARDS, EXPORTER_METRICS, Language, Origin, Query, RULES, Selectors,
-};
+use xtask::queries::{DASHBOARDS, EXPORTER_METRICS, RULES};
+
+use super::stack::Stack;
 
 /// How long the queries may take to find data: a `rate` needs two scrapes (5 s apart) of the
 /// series the poll created; the rest is slack for a loaded machine.
@@ -168,7 +167,7 @@ fn plan(query: &Query, run: Run, loki: bool) -> Result<Plan, String> {
         (Run::Browser, false) => return Ok(Plan::Elsewhere),
         _ => {}
     }
-    let expr = queries::substitute(&query.expr).map_err(|variable| {
+    let expr = queries::substitute(&query.expr, xtask::queries::INTERVAL).map_err(|variable| {
         format!("uses the variable {variable}, which the e2e cannot substitute")
     })?;
     match query.language() {
@@ -240,15 +239,10 @@ fn one_line(expr: &str) -> String {
     expr.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The check of `run` against the e2e's Prometheus and, when the run has it, Loki, from the
+/// The check of `run` against the stack's Prometheus and, when the run has it, Loki, from the
 /// workspace's dashboards and rules; reported as `label`.
-pub async fn check<L>(
-    label: L,
-    prometheus: &Prometheus,
-    loki: Option<&Loki>,
-    run: Run,
-    produced: Instant,
-) -> Check<L> {
+pub async fn check<L>(label: L, stack: &Stack, run: Run, produced: Instant) -> Check<L> {
+    let (prometheus, loki) = (&stack.prometheus, stack.loki.as_ref());
     let root = xtask::util::project_root();
     let (dashboards, rules) = (root.join(DASHBOARDS), root.join(RULES));
     let outcome = prove(
@@ -261,7 +255,7 @@ pub async fn check<L>(
             match (&ask, loki) {
                 (Ask::Promql(query), _) => prometheus.series_count(query).await,
                 (Ask::Logql(query), Some(loki)) => {
-                    loki.series_count(query, queries::INTERVAL).await
+                    loki.series_count(query, xtask::queries::INTERVAL).await
                 }
                 (Ask::Logql(_), None) => unreachable!("LogQL is planned only with a Loki"),
             }
@@ -548,7 +542,8 @@ mod tests {
         let url = group
             .url("prometheus", otel_testkit::prometheus::API_PORT)
             .unwrap();
-        let prometheus = Prometheus::new(reqwest::Client::new(), url).unwrap();
+        let prometheus =
+            otel_testkit::prometheus::Prometheus::new(reqwest::Client::new(), url).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (dashboards, rules) = (dir.path().join("dashboards"), dir.path().join("rules"));
         std::fs::create_dir_all(&dashboards).unwrap();

@@ -170,14 +170,8 @@ pub async fn run(
         let metrics = checker.metrics(done).await;
         let panels = match broken {
             None => Some(
-                super::panels::check(
-                    Signal::Panels,
-                    &stack.prometheus,
-                    stack.loki.as_ref(),
-                    super::panels::Run::Scenario,
-                    done,
-                )
-                .await,
+                super::panels::check(Signal::Panels, stack, super::panels::Run::Scenario, done)
+                    .await,
             ),
             Some(_) => None,
         };

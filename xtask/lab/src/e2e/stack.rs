@@ -44,16 +44,22 @@ pub(super) fn trace_backend(choice: TraceBackend) -> TraceBackendParts {
     }
 }
 
-/// A log backend: its compose service, its query API's port, and its client.
-type LogBackendParts = (&'static str, u16, fn(Client, String) -> Box<dyn LogStore>);
+/// A log backend: its compose service, its query API's port, and its client, as a [`LogStore`]
+/// and, when it is Loki, as itself (for LogQL).
+type LogBackendParts = (
+    &'static str,
+    u16,
+    fn(Client, String) -> (Box<dyn LogStore>, Option<loki::Loki>),
+);
 
 fn log_backend(choice: LogBackend) -> LogBackendParts {
     match choice {
         LogBackend::Loki => ("loki", loki::API_PORT, |http, url| {
-            Box::new(loki::Loki::new(http, url))
+            let loki = loki::Loki::new(http, url);
+            (Box::new(loki.clone()), Some(loki))
         }),
         LogBackend::Victorialogs => ("victorialogs", victorialogs::API_PORT, |http, url| {
-            Box::new(victorialogs::VictoriaLogs::new(http, url))
+            (Box::new(victorialogs::VictoriaLogs::new(http, url)), None)
         }),
     }
 }
@@ -92,7 +98,7 @@ pub struct Stack {
     pub trace_service: &'static str,
     pub logs: Box<dyn LogStore>,
     pub log_service: &'static str,
-    /// The log store again when it is Loki: for LogQL (the dashboards' log panels).
+    /// `logs`' client again when the store is Loki: for LogQL (the dashboards' log panels).
     pub loki: Option<loki::Loki>,
 }
 
@@ -158,15 +164,15 @@ impl Stack {
         };
         let prometheus = Prometheus::new(http.clone(), url((PROMETHEUS, prometheus::API_PORT))?)?;
         let (trace_service, trace_port, trace_store) = trace_backend(traces);
-        let (log_service, log_port, log_store) = log_backend(logs);
-        let log_url = url((log_service, log_port))?;
+        let (log_service, log_port, log_clients) = log_backend(logs);
+        let (log_store, loki) = log_clients(http.clone(), url((log_service, log_port))?);
         Ok(Self {
             host_ip: containers.gateway(),
-            traces: trace_store(http.clone(), url((trace_service, trace_port))?),
+            traces: trace_store(http, url((trace_service, trace_port))?),
             trace_service,
-            loki: (logs == LogBackend::Loki).then(|| loki::Loki::new(http.clone(), &log_url)),
-            logs: log_store(http, log_url),
+            logs: log_store,
             log_service,
+            loki,
             containers,
             model,
             prometheus,

@@ -1,13 +1,13 @@
-//! `observability/prometheus/rules/slo.yml`: per SLO one group with the error ratio over each
-//! window the alerts read (recording rules `slo:sli_error:ratio_rate<window>`) and over the SLO's
-//! window, then the two burn-rate alerts of the SRE workbook ("Alerting on SLOs", multiwindow,
-//! multi-burn-rate): page when the budget burns 14.4x over 1h and 5m or 6x over 6h and 30m,
-//! ticket when it burns 3x over 1d and 2h or 1x over 3d and 6h. The short window makes an alert
-//! resolve soon after the errors stop.
+//! The rules file: per SLO one group with the error ratio over each window the alerts read
+//! (recording rules `slo:sli_error:ratio_rate<window>`) and over the SLO's window, then the two
+//! burn-rate alerts of the SRE workbook ("Alerting on SLOs", multiwindow, multi-burn-rate): page
+//! when the budget burns 14.4x over 1h and 5m or 6x over 6h and 30m, ticket when it burns 3x over
+//! 1d and 2h or 1x over 3d and 6h. The short window makes an alert resolve soon after the errors
+//! stop.
 
 use std::fmt::Write as _;
 
-use super::Objective;
+use crate::{Objective, Output};
 
 /// One condition of an alert: the budget burns faster than `factor` over both windows.
 pub struct Burn {
@@ -95,20 +95,18 @@ fn quoted(text: &str) -> String {
     serde_json::to_string(text).expect("a string serialises")
 }
 
-/// The file's text.
-pub fn file(objectives: &[Objective]) -> String {
+/// The rules file's text (Prometheus' rule file format).
+pub fn file(objectives: &[Objective], output: &Output) -> String {
     let mut out = String::new();
-    out.push_str(
-        "# Generated from observability/slo.yaml by `cargo xtask codegen` (xtask/contract/src/slo/rules.rs).\n\
-# Do not edit: change the spec, then run `cargo xtask codegen`.\n\
-# Per SLO: the error ratio over each burn-rate window and over the SLO's window (recording rules),\n\
-# and the SRE workbook's multi-window multi-burn-rate alerts. Burn rate = error ratio / (1 - objective).\n\
-# Each alert's runbook is the section of observability/RUNBOOK.md with the alert's name.\n\
-# Tested by ../tests/slo.test.yml (promtool test rules).\n\
-groups:\n",
-    );
+    for line in &output.rules_header {
+        writeln!(out, "# {line}").unwrap();
+    }
+    out.push_str("groups:\n");
     for slo in objectives {
-        let labels = [("slo", slo.name.as_str()), ("service", slo.service.label())];
+        let labels = [
+            ("slo", slo.name.as_str()),
+            ("service", slo.service.as_str()),
+        ];
         writeln!(out, "  - name: slo-{}", slo.name).unwrap();
         out.push_str("    rules:\n");
         let windows = windows();
@@ -125,7 +123,7 @@ groups:\n",
         }
         for alert in &ALERTS {
             out.push('\n');
-            alert_rule(&mut out, slo, alert);
+            alert_rule(&mut out, slo, alert, output);
         }
         out.push('\n');
     }
@@ -134,7 +132,7 @@ groups:\n",
     out
 }
 
-fn alert_rule(out: &mut String, slo: &Objective, alert: &BurnAlert) {
+fn alert_rule(out: &mut String, slo: &Objective, alert: &BurnAlert, output: &Output) {
     let name = alert_name(slo, alert);
     let budget = slo.budget();
     writeln!(out, "      - alert: {name}").unwrap();
@@ -162,7 +160,7 @@ fn alert_rule(out: &mut String, slo: &Objective, alert: &BurnAlert) {
     writeln!(out, "        for: {}", alert.wait).unwrap();
     out.push_str("        labels:\n");
     writeln!(out, "          severity: {}", alert.severity).unwrap();
-    writeln!(out, "          service: {}", slo.service.label()).unwrap();
+    writeln!(out, "          service: {}", slo.service).unwrap();
     writeln!(out, "          slo: {}", slo.name).unwrap();
     let conditions: Vec<String> = alert
         .burns
@@ -180,7 +178,7 @@ fn alert_rule(out: &mut String, slo: &Objective, alert: &BurnAlert) {
         slo.name
     );
     let description = format!(
-        "SLO {}, {} over {}, good events: {} Over the last {} bad events spend the budget {{{{ $value | printf \"%.1f\" }}}}x as fast as the objective allows; at {}x the {}-day budget is gone in {:.1} days. {} at {}. The dashboard \"Ampel SLOs\" shows the burn rate per window.",
+        "SLO {}, {} over {}, good events: {} Over the last {} bad events spend the budget {{{{ $value | printf \"%.1f\" }}}}x as fast as the objective allows; at {}x the {}-day budget is gone in {:.1} days. {} at {}. The dashboard \"{}\" shows the burn rate per window.",
         slo.name,
         slo.percent(),
         slo.window.range(),
@@ -190,7 +188,8 @@ fn alert_rule(out: &mut String, slo: &Objective, alert: &BurnAlert) {
         days,
         days / fastest.factor,
         alert.action,
-        conditions.join(", or ")
+        conditions.join(", or "),
+        output.dashboard.title
     );
     out.push_str("        annotations:\n");
     writeln!(out, "          summary: {}", quoted(&summary)).unwrap();
@@ -198,7 +197,7 @@ fn alert_rule(out: &mut String, slo: &Objective, alert: &BurnAlert) {
     writeln!(
         out,
         "          runbook_url: {}",
-        quoted(&format!("observability/RUNBOOK.md#{}", name.to_lowercase()))
+        quoted(&format!("{}{}", output.runbook_url, name.to_lowercase()))
     )
     .unwrap();
 }
