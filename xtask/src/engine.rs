@@ -63,7 +63,7 @@ impl Variant {
 
     /// The merged compose model of this variant.
     pub fn model(self) -> anyhow::Result<ComposeFile> {
-        ComposeFile::read_merged(self.files())
+        compose::read_merged(self.files())
     }
 
     /// The profiles to enable.

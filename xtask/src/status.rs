@@ -33,8 +33,8 @@ impl flags::Status {
             .collect();
         // The variant is the one whose own services have containers: the peers file's additions
         // exist only after `obs-up --peers`.
-        let peers_only = compose::ComposeFile::read(compose::PEERS)?;
-        let main = compose::ComposeFile::read(compose::MAIN)?;
+        let peers_only = compose::read(compose::PEERS)?;
+        let main = compose::read(compose::MAIN)?;
         let peers = states.keys().any(|service| {
             peers_only.services.contains_key(*service) && !main.services.contains_key(*service)
         });

@@ -14,6 +14,9 @@
 //! - `queries` (feature `queries`): the queries of Grafana dashboards and Prometheus rule files,
 //!   each with its panel or rule and its language, Grafana's variables substituted, for running
 //!   them against live stores.
+//! - `compose` (feature `compose`): compose files as data (services, ports, healthchecks, bind
+//!   mounts, `${VAR:-default}`), laid over each other as `compose -f a -f b` does; with
+//!   `containers`, a service as a [`container::ContainerSpec`].
 //! - [`otlp`] (feature `send`, on by default): OTLP requests that send spans and log records
 //!   to a receiver.
 //! - [`sink`] (feature `sink`, on by default): a local OTLP/HTTP receiver that counts the spans
@@ -27,6 +30,8 @@
 
 pub mod alertmanager;
 pub mod checks;
+#[cfg(feature = "compose")]
+pub mod compose;
 #[cfg(feature = "containers")]
 pub mod container;
 pub mod eventually;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::compose::{Readiness, Service};
+use crate::compose::{AmpelService as _, Readiness, Service};
 use crate::engine::Compose;
 
 /// How long one check may take; the caller's deadline bounds the whole wait.

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use otel_testkit::compose::interpolate;
 use otel_testkit::queries::RuleFile;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
@@ -341,7 +342,7 @@ fn render(
     let mut env: BTreeMap<String, String> = (service.environment.keys())
         .map(|key| {
             let value = service.env(key).unwrap_or_default();
-            (key.clone(), model::interpolate(&value, |_| None))
+            (key.clone(), interpolate(&value, |_| None))
         })
         .collect();
     env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());

@@ -3,7 +3,7 @@
 //! a readiness check (a healthcheck, or `x-ampel: ready-from-host:`).
 
 use super::{Problem, Sources};
-use xtask::compose::{self, ComposeFile};
+use xtask::compose::{self, AmpelService as _, ComposeFile};
 
 /// Both compose files parsed and laid over each other (what `-f compose.yaml -f
 /// compose.peers.yaml` sees), or `None` when one does not parse (reported by [`check`]).

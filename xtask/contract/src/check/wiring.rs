@@ -15,7 +15,8 @@ use super::{Problem, Sources, compose, grafana, line_of};
 use crate::binaries::{self, Binary, Deployment, Kind, Listed, Request};
 use crate::deploy::dockerfile;
 use crate::problem::{Stated, line_at};
-use xtask::compose::{COLLECTOR, ComposeFile, MAIN, Service};
+use otel_testkit::compose::interpolate;
+use xtask::compose::{AmpelService as _, COLLECTOR, ComposeFile, MAIN, Service};
 
 const PROMETHEUS_YML: &str = "observability/prometheus/prometheus.yml";
 const DOCKERFILE: &str = "Dockerfile";
@@ -264,7 +265,7 @@ fn apps(
             .as_ref()
             .and_then(|build| build.get("target")?.as_str());
         // Compose's default for `${AMPEL_APP_TARGET_SUFFIX:-}`: the images built from source.
-        let target = xtask::compose::interpolate(build.unwrap_or_default(), |_| None);
+        let target = interpolate(build.unwrap_or_default(), |_| None);
         let target = at(target, "target:");
         let stage = match dockerfile::find(&stages, DOCKERFILE, &target) {
             Ok(stage) => stage,

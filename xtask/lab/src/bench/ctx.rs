@@ -13,6 +13,7 @@ use otel_testkit::sink::{Hung, Received, Sink};
 use super::app::{self, App, Binaries};
 use crate::e2e::apps;
 pub use crate::e2e::apps::Service;
+use otel_testkit::compose::interpolate;
 use xtask::compose::{self, ComposeFile};
 
 /// How long each part runs; `--quick` trades precision for a run of under 3 minutes.
@@ -177,7 +178,7 @@ impl Ctx {
             )?,
             redis_url: required("REDIS_URL", "redis://127.0.0.1:16379")?,
             queue: format!("ampel-bench:{}", std::process::id()),
-            compose: ComposeFile::read(compose::MAIN)?,
+            compose: compose::read(compose::MAIN)?,
         })
     }
 
@@ -260,7 +261,7 @@ impl Ctx {
         keys.into_iter()
             .filter_map(|key| {
                 let value = service.env(key)?;
-                let value = compose::interpolate(&value, |key| std::env::var(key).ok());
+                let value = interpolate(&value, |key| std::env::var(key).ok());
                 Some((key.to_owned(), value))
             })
             .collect()

@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{Status, status::StatusCode};
 use otel_testkit::container::{self, Running};
 use otel_testkit::{Span, SpanKind, TraceStore, eventually, otlp, prometheus};
-use xtask::compose::{COLLECTOR, ComposeFile};
+use xtask::compose::{self, COLLECTOR, ComposeFile};
 use xtask::engine::Variant;
 use xtask::flags::{self, LogBackend};
 
@@ -157,7 +157,7 @@ fn without_policy(config: &str, name: &str) -> anyhow::Result<String> {
 /// Where compose mounts the collector's config inside its container.
 pub(super) fn config_target(model: &ComposeFile) -> String {
     model.services[COLLECTOR]
-        .bind_mounts()
+        .bind_mounts(&compose::dir())
         .into_iter()
         .find(|mount| mount.source.ends_with("config.yaml"))
         .map(|mount| mount.target)

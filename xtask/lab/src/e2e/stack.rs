@@ -2,18 +2,20 @@
 //! collector in front of them, started through otel-testkit exactly as compose/ describes them
 //! (image, published ports, command, environment, config files, readiness), on a network of
 //! their own where each answers to its service name, as under compose. Nothing here restates an image, a port or a ready
-//! check: this file only translates a compose service into a `ContainerSpec`, and derives
-//! Prometheus' config for the host processes it scrapes.
+//! check: the kit (`otel_testkit::compose`) translates a compose service into a `ContainerSpec`;
+//! this file picks the services and their readiness, and derives Prometheus' config for the host
+//! processes it scrapes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use otel_testkit::compose::interpolate;
 use otel_testkit::container::{ContainerSpec, Group, Readiness, Running};
 use otel_testkit::prometheus::{self, Prometheus, ScrapeConfig};
 use otel_testkit::{LogStore, TraceStore, jaeger, loki, tempo, victorialogs};
 use reqwest::Client;
-use xtask::compose::{self, COLLECTOR, ComposeFile, Service};
+use xtask::compose::{self, AmpelService as _, COLLECTOR, ComposeFile, Service};
 use xtask::engine::Variant;
 use xtask::flags::{LogBackend, TraceBackend};
 
@@ -218,7 +220,7 @@ impl Stack {
             // ones on the host.
             .filter(|key| !key.ends_with("_LISTEN_ADDR"))
             .filter_map(|key| {
-                let value = compose::interpolate(&app.env(key)?, lookup);
+                let value = interpolate(&app.env(key)?, lookup);
                 let value = self.containers.rewrite(&value);
                 Some((key.clone(), value))
             })
@@ -257,7 +259,7 @@ impl Stack {
     /// restart of its process (a store without one keeps it in memory).
     pub fn keeps_data(&self, service: &str) -> anyhow::Result<bool> {
         let service = find(&self.model, service)?;
-        Ok(service.volumes.len() > service.bind_mounts().len())
+        Ok(service.volumes.len() > service.bind_mounts(&compose::dir()).len())
     }
 }
 
@@ -392,64 +394,21 @@ fn find<'a>(model: &'a ComposeFile, name: &str) -> anyhow::Result<&'a Service> {
     })
 }
 
-/// Compose service → container: image, published ports, environment, command, readiness, and
-/// (with `copy_mounts`) its bind-mounted files copied in.
+/// Compose service → container, as the kit translates it (with `copy_mounts`, its bind-mounted
+/// files copied in), named for Ampel's e2e, with compose's readiness (its healthcheck, or
+/// `x-ampel: ready-from-host:`).
 pub(super) fn spec(
     model: &ComposeFile,
     name: &str,
     copy_mounts: bool,
 ) -> anyhow::Result<ContainerSpec> {
     let service = find(model, name)?;
-    let image = service
-        .resolved_image()
-        .with_context(|| format!("compose service {name} has no image"))?;
-    let mut spec = ContainerSpec::new(&image)
+    let spec = service
+        .container_spec(name, copy_mounts.then(compose::dir).as_deref())?
         .name_prefix(format!("ampel-e2e-{name}"))
         .ready_within(READY_DEADLINE);
-    for port in service.published_ports()? {
-        spec = spec.port(port.container);
-    }
-    for key in service.environment.keys() {
-        let value = service.env(key).unwrap_or_default();
-        spec = spec.env(
-            key,
-            compose::interpolate(&value, |key| std::env::var(key).ok()),
-        );
-    }
-    if let Some(entrypoint) = &service.entrypoint {
-        spec = spec.entrypoint(command_argv(entrypoint));
-    }
-    if let Some(command) = &service.command {
-        spec = spec.cmd(command_argv(command));
-    }
-    if let Some(user) = &service.user {
-        spec = spec.user(user);
-    }
-    for capability in &service.cap_drop {
-        spec = spec.cap_drop(capability);
-    }
-    for option in &service.security_opt {
-        spec = spec.security_opt(option);
-    }
-    if copy_mounts {
-        for mount in service.bind_mounts() {
-            spec = spec.copy_file(mount.source, mount.target);
-        }
-    }
     Ok(spec.readiness(match service.readiness(name)? {
         compose::Readiness::Exec(argv) => Readiness::Exec(argv),
         compose::Readiness::HostHttp { port, path } => Readiness::Http { port, path },
     }))
-}
-
-/// Compose's `command:` as an argv (a string is split on whitespace, as compose does).
-fn command_argv(command: &serde_yaml::Value) -> Vec<String> {
-    match command {
-        serde_yaml::Value::Sequence(items) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        serde_yaml::Value::String(text) => text.split_whitespace().map(str::to_owned).collect(),
-        _ => Vec::new(),
-    }
 }
