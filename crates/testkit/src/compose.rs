@@ -5,7 +5,11 @@
 //! `ComposeFile::<NoExtensions>::read(Path::new("compose/compose.yaml"))?.services["db"]`; with
 //! the `containers` feature, `Service::container_spec` turns a service into a
 //! `container::ContainerSpec`. A project's own `x-` keys come typed through the
-//! [`Service`]'s `X` parameter.
+//! [`Service`]'s `X` parameter. With the `compose-cli` feature, [`cli`] runs compose itself on
+//! Docker or Podman.
+
+#[cfg(feature = "compose-cli")]
+pub mod cli;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -16,7 +16,8 @@
 //!   them against live stores.
 //! - `compose` (feature `compose`): compose files as data (services, ports, healthchecks, bind
 //!   mounts, `${VAR:-default}`), laid over each other as `compose -f a -f b` does; with
-//!   `containers`, a service as a [`container::ContainerSpec`].
+//!   `containers`, a service as a [`container::ContainerSpec`]. `compose::cli` (feature
+//!   `compose-cli`): compose itself, found among Docker's and Podman's, run on a project's files.
 //! - [`otlp`] (feature `send`, on by default): OTLP requests that send spans and log records
 //!   to a receiver.
 //! - [`sink`] (feature `sink`, on by default): a local OTLP/HTTP receiver that counts the spans

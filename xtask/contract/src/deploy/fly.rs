@@ -19,14 +19,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use serde::Deserialize;
+use fly_deploy::config::Volume;
+use fly_deploy::flyctl::{self, Flyctl};
+use fly_deploy::status;
 
-use super::flyctl::{self, Flyctl};
-use super::preflight::{self, Volume};
+use super::preflight;
 use super::secrets::Secrets;
 use super::verify;
 use xtask::flags::{self, FlyApp};
 use xtask::util;
+
+/// How to get a working flyctl, for messages about a missing one.
+const INSTALL: &str = "install it (`curl -L https://fly.io/install.sh | sh`, `brew install flyctl`, \
+    or `nix develop` in this repository), then run `flyctl auth login`";
 
 /// The variable the deploy sets to the revision on every Machine; `GET /version` of the api
 /// reports it as `commit` (crates/api/src/routes/health.rs).
@@ -65,27 +70,6 @@ enum Action {
     CheckMachines { name: String },
 }
 
-/// `flyctl auth whoami --json`.
-#[derive(Deserialize)]
-struct WhoAmI {
-    email: String,
-}
-
-/// One entry of `flyctl apps list --json` (fly-go's `App`, whose fields are capitalized) or of
-/// `flyctl secrets list --json`.
-#[derive(Deserialize)]
-struct Listed {
-    #[serde(alias = "Name")]
-    name: String,
-}
-
-/// One entry of `flyctl volumes list --json` (fly-go's `Volume`).
-#[derive(Deserialize)]
-struct ListedVolume {
-    name: String,
-    region: String,
-}
-
 /// flyctl, and what Fly says through it: who is logged in and which apps exist.
 struct Fly {
     flyctl: Flyctl,
@@ -95,24 +79,13 @@ struct Fly {
 
 impl Fly {
     fn connect(flyctl: Flyctl, secrets: &Secrets) -> anyhow::Result<Self> {
-        let who: WhoAmI = flyctl.query(
-            &["auth", "whoami", "--json"],
-            secrets,
-            "check the flyctl login",
-            "run `flyctl auth login` (in CI, set FLY_API_TOKEN to an organization token from `flyctl tokens create org`)",
-        )?;
-        eprintln!("flyctl is logged in as {}", who.email);
-        let listed: Vec<Listed> = flyctl.query(
-            &["apps", "list", "--json"],
-            secrets,
-            "list the Fly apps",
-            "an app-scoped token (`flyctl tokens create deploy`) cannot list apps: use `flyctl auth login` or an \
-             organization token (`flyctl tokens create org`)",
-        )?;
+        let email = flyctl.whoami(secrets.mask())?;
+        eprintln!("flyctl is logged in as {email}");
+        let apps = flyctl.apps(secrets.mask())?;
         Ok(Self {
             flyctl,
-            email: who.email,
-            apps: listed.into_iter().map(|app| app.name).collect(),
+            email,
+            apps,
         })
     }
 
@@ -121,13 +94,7 @@ impl Fly {
         if !self.apps.iter().any(|name| name == app) {
             return Ok(Vec::new());
         }
-        let listed: Vec<Listed> = self.flyctl.query(
-            &["secrets", "list", "--app", app, "--json"],
-            secrets,
-            &format!("list the secrets of {app}"),
-            "check that the token may read this app (`flyctl secrets list --app <app>`)",
-        )?;
-        Ok(listed.into_iter().map(|secret| secret.name).collect())
+        self.flyctl.secret_names(app, secrets.mask())
     }
 
     /// Whether `app` has `volume` (by name, in its region); not when the app does not exist yet.
@@ -135,12 +102,7 @@ impl Fly {
         if !self.apps.iter().any(|name| name == app) {
             return Ok(false);
         }
-        let listed: Vec<ListedVolume> = self.flyctl.query(
-            &["volumes", "list", "--app", app, "--json"],
-            secrets,
-            &format!("list the volumes of {app}"),
-            "check that the token may read this app (`flyctl volumes list --app <app>`)",
-        )?;
+        let listed = self.flyctl.volumes(app, secrets.mask())?;
         Ok(listed
             .iter()
             .any(|listed| listed.name == volume.name && listed.region == volume.region))
@@ -151,10 +113,10 @@ impl crate::Run for flags::DeployFly {
     fn run(self) -> anyhow::Result<()> {
         let root = util::project_root();
         let flyctl = match Flyctl::find() {
-            Ok(flyctl) => Some(flyctl),
+            Some(flyctl) => Some(flyctl),
             // A dry run plans without it and says what it could not check.
-            Err(_) if self.dry_run => None,
-            Err(err) => return Err(err),
+            None if self.dry_run => None,
+            None => bail!("flyctl not found on PATH: {INSTALL}"),
         };
         let problems = preflight::fly_problems(&root);
         if !problems.is_empty() {
@@ -256,7 +218,7 @@ impl crate::Run for flags::DeployFly {
                 println!(
                     "flyctl not found on PATH: could not check the login, which apps exist (a deploy \
                      creates only the missing ones) or the secrets already set on Fly{secrets}; {}",
-                    flyctl::INSTALL
+                    INSTALL
                 );
             }
             return Ok(());
@@ -272,7 +234,7 @@ impl crate::Run for flags::DeployFly {
                 Action::Flyctl { args, secrets_of } => {
                     let stdin = secrets_of.map(|app| secrets.import_stdin(app));
                     fly.flyctl
-                        .stream(args, stdin, &secrets)
+                        .stream(args, stdin, secrets.mask())
                         .map_err(|failure| failure.error(&label, &step.next))?;
                 }
                 Action::CheckApi { url } => {
@@ -413,7 +375,7 @@ fn plan(
                 (shown, Action::CheckApi { url })
             }
             FlyApp::Collector | FlyApp::Worker => {
-                let status = flyctl::display(program, &verify::status_args(name));
+                let status = flyctl::display(program, &status::status_args(name));
                 let shown = format!(
                     "poll `{status}` until every Machine is started on image {revision} and passes its checks (up to {seconds} s)"
                 );

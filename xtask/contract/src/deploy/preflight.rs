@@ -15,13 +15,11 @@
 
 mod collector;
 
-use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::Deserialize;
+use fly_deploy::config::{Check, FlyConfig, kill_timeout};
 use toml::Spanned;
 
 use super::dockerfile;
@@ -69,125 +67,6 @@ pub fn config_path(app: FlyApp) -> &'static str {
 
 /// The variable the apps read the collector's address from (the OTLP SDK's own).
 const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-
-/// A Fly config, as far as the preflight and the deploy read it.
-#[derive(Debug, Deserialize)]
-pub struct FlyConfig {
-    pub app: Spanned<String>,
-    primary_region: Option<Spanned<String>>,
-    kill_signal: Option<Spanned<String>>,
-    kill_timeout: Option<Spanned<toml::Value>>,
-    build: Option<Spanned<Build>>,
-    deploy: Option<Spanned<DeploySection>>,
-    #[serde(default)]
-    env: BTreeMap<String, Spanned<String>>,
-    http_service: Option<Spanned<HttpService>>,
-    #[serde(default)]
-    services: Vec<Spanned<toml::Value>>,
-    #[serde(default)]
-    checks: BTreeMap<String, Spanned<Check>>,
-    metrics: Option<Spanned<OneOrMany<Metrics>>>,
-    mounts: Option<Spanned<OneOrMany<Mount>>>,
-}
-
-/// A `[mounts]` entry: the volume `source` at `destination`.
-#[derive(Debug, Deserialize)]
-struct Mount {
-    source: String,
-    destination: String,
-    initial_size: Option<String>,
-}
-
-/// The volume an app mounts, as the deploy creates it when it is missing.
-pub struct Volume {
-    pub name: String,
-    pub region: String,
-    pub size_gb: u32,
-}
-
-impl FlyConfig {
-    /// The names `[env]` sets, which a secret of the same name would shadow.
-    pub fn env_names(&self) -> impl Iterator<Item = &str> {
-        self.env.keys().map(String::as_str)
-    }
-
-    /// The volume of the first `[mounts]`, in `primary_region`; `None` when the config has no
-    /// usable one (the preflight reports why).
-    pub fn volume(&self) -> Option<Volume> {
-        let mount = self.mounts.as_ref()?.get_ref().as_slice().first()?;
-        Some(Volume {
-            name: mount.source.clone(),
-            region: self.primary_region.as_ref()?.get_ref().clone(),
-            size_gb: size_gb(mount.initial_size.as_deref()?)?,
-        })
-    }
-}
-
-/// `initial_size = "1gb"` as whole gigabytes, what `flyctl volumes create --size` takes.
-fn size_gb(text: &str) -> Option<u32> {
-    let number = text.trim().to_ascii_lowercase();
-    number
-        .strip_suffix("gb")?
-        .trim()
-        .parse()
-        .ok()
-        .filter(|size| *size > 0)
-}
-
-#[derive(Debug, Deserialize)]
-struct Build {
-    dockerfile: Option<Spanned<String>>,
-    #[serde(rename = "build-target")]
-    build_target: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DeploySection {
-    strategy: Option<Spanned<String>>,
-    release_command: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HttpService {
-    internal_port: Spanned<u16>,
-    #[serde(default)]
-    checks: Vec<Spanned<Check>>,
-}
-
-/// An `[[http_service.checks]]` entry or a top-level `[checks.<name>]`.
-#[derive(Debug, Deserialize)]
-struct Check {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    port: Option<u16>,
-    path: Option<String>,
-    method: Option<String>,
-}
-
-/// One `[metrics]` entry. No spans inside: the untagged enum around it buffers its input, which
-/// loses them, so problems point at the whole section.
-#[derive(Debug, Deserialize)]
-struct Metrics {
-    port: u16,
-    path: String,
-}
-
-/// `[metrics]` or `[[metrics]]`: flyctl takes both.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T> OneOrMany<T> {
-    fn as_slice(&self) -> &[T] {
-        match self {
-            OneOrMany::One(one) => std::slice::from_ref(one),
-            OneOrMany::Many(many) => many,
-        }
-    }
-}
 
 /// Reads and parses one app's config.
 pub fn load(root: &Path, app: FlyApp) -> anyhow::Result<FlyConfig> {
@@ -464,44 +343,6 @@ fn check_shutdown(binary: &Binary, config: &FlyConfig, report: &mut Report<'_>) 
     }
 }
 
-/// Fly reads an integer `kill_timeout` as seconds and a string as a Go duration ("30s", "1m").
-fn kill_timeout(value: &toml::Value) -> Option<Duration> {
-    match value {
-        toml::Value::Integer(seconds) => u64::try_from(*seconds).ok().map(Duration::from_secs),
-        toml::Value::String(text) => parse_go_duration(text),
-        _ => None,
-    }
-}
-
-/// The subset of Go's `time.ParseDuration` that fly.toml uses: `<number><unit>` pairs with
-/// units ms, s, m, h, e.g. "1m30s".
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        total += match &rest[..unit] {
-            "ms" => Duration::from_millis(number),
-            "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number * 60),
-            "h" => Duration::from_secs(number * 3600),
-            _ => return None,
-        };
-        rest = &rest[unit..];
-    }
-    Some(total)
-}
-
 /// Checks `[build]` and returns the deployment of the Dockerfile stage it builds.
 fn check_build(
     root: &Path,
@@ -747,14 +588,5 @@ mod tests {
             (&[(SHARED, "${env:OTELCOL_LISTEN_HOST:-localhost}:4318", "0.0.0.0:4318")], &["observability/otel-collector/config.yaml:N: the otlp receiver's http endpoint has no ${env:…} host"]),
         ];
         assert_cases(cases, problems_with);
-    }
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(parse_go_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("30"), None);
-        assert_eq!(parse_go_duration("s"), None);
     }
 }

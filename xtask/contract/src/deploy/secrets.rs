@@ -2,11 +2,13 @@
 //!
 //! Values come from the environment or an env file, go to `flyctl secrets import` on stdin and
 //! nowhere else: not into argv (other users can read it in /proc), not into the plan, not into
-//! error messages. Anything flyctl prints passes through [`Secrets::redact`] first.
+//! error messages. Anything flyctl prints passes through [`Secrets::mask`] first. How a value is
+//! written for flyctl, the env file's syntax and the mask are `fly_deploy::secrets`'.
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
+use fly_deploy::secrets::{Mask, import_line, parse_env_file};
 
 use ampel_worker::PROVIDER_TOKEN_VAR;
 use xtask::flags::FlyApp;
@@ -90,17 +92,15 @@ pub fn names_of(app: FlyApp) -> Vec<&'static str> {
         .collect()
 }
 
-/// flyctl reads stdin with a line scanner whose buffer is 64 KiB.
-const MAX_VALUE_BYTES: usize = 60 * 1024;
-
 /// The secret values found for this deploy. No `Debug`, so a value cannot slip into a log line.
 pub struct Secrets {
     found: Vec<Found>,
+    /// Every value found.
+    mask: Mask,
 }
 
 struct Found {
     name: &'static str,
-    value: String,
     /// The value as a line of `flyctl secrets import` input, checked when it was read.
     import_line: String,
 }
@@ -114,7 +114,7 @@ impl Secrets {
             Some(path) => read_env_file(path)?,
             None => Vec::new(),
         };
-        let mut found = Vec::new();
+        let (mut found, mut values) = (Vec::new(), Vec::new());
         for spec in SPECS {
             let from_file = file
                 .iter()
@@ -136,12 +136,15 @@ impl Secrets {
                 let import_line = import_line(spec.name, &value)?;
                 found.push(Found {
                     name: spec.name,
-                    value,
                     import_line,
                 });
+                values.push(value);
             }
         }
-        Ok(Self { found })
+        Ok(Self {
+            found,
+            mask: Mask::new(values),
+        })
     }
 
     /// The names of the secrets found for `app`, in a fixed order.
@@ -166,18 +169,9 @@ impl Secrets {
             .collect()
     }
 
-    /// `text` with every secret value replaced by `***`.
-    pub fn redact(&self, text: &str) -> String {
-        let mut values: Vec<&str> = self
-            .found
-            .iter()
-            .map(|found| found.value.as_str())
-            .collect();
-        // Longest first, so a value that contains another is masked whole.
-        values.sort_by_key(|value| std::cmp::Reverse(value.len()));
-        values
-            .into_iter()
-            .fold(text.to_owned(), |text, value| text.replace(value, "***"))
+    /// What replaces every secret value with `***` in what flyctl prints.
+    pub fn mask(&self) -> &Mask {
+        &self.mask
     }
 
     /// The secrets found for `app`, in the order of `SPECS`.
@@ -203,61 +197,11 @@ fn points_at_this_machine(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
-/// One line of `flyctl secrets import` input that its parser reads back as exactly `value`.
-fn import_line(name: &str, value: &str) -> anyhow::Result<String> {
-    let set_by_hand =
-        format!("set {name} with `flyctl secrets set` by hand, then run the deploy without it");
-    if value.contains(['\n', '\r']) {
-        bail!(
-            "{name} spans several lines, which `flyctl secrets import` would split: {set_by_hand}"
-        );
-    }
-    if value.len() > MAX_VALUE_BYTES {
-        bail!("{name} is longer than flyctl's 64 KiB line limit: {set_by_hand}");
-    }
-    // flyctl drops everything from the first `#` when the text before it holds an even number of
-    // `"`. The opening `"""` adds three, so an odd count inside the value would truncate it.
-    if let Some(hash) = value.find('#')
-        && value[..hash].matches('"').count() % 2 == 1
-    {
-        bail!(
-            "{name} has a `#` after an odd number of `\"`, which flyctl would cut off: {set_by_hand}"
-        );
-    }
-    Ok(format!("{name}=\"\"\"{value}\"\"\""))
-}
-
-/// `NAME=VALUE` lines; blank lines, `#` comments and an `export ` prefix are skipped, and one
-/// pair of matching quotes around a value is removed. Errors name the line, never its text.
+/// The `NAME=VALUE` pairs of the env file at `path`, in order.
 fn read_env_file(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("read the env file {}: check --env-file", path.display()))?;
-    let mut pairs = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((name, value)) = line.split_once('=') else {
-            bail!(
-                "{}:{}: not a NAME=VALUE line; fix or remove it",
-                path.display(),
-                index + 1
-            );
-        };
-        let value = value.trim();
-        let unquoted = ['"', '\'']
-            .iter()
-            .find_map(|quote| {
-                value
-                    .strip_prefix(*quote)
-                    .and_then(|rest| rest.strip_suffix(*quote))
-            })
-            .unwrap_or(value);
-        pairs.push((name.trim().to_owned(), unquoted.to_owned()));
-    }
-    Ok(pairs)
+    parse_env_file(path, &text)
 }
 
 #[cfg(test)]
@@ -270,10 +214,10 @@ mod tests {
                 .iter()
                 .map(|(name, value)| Found {
                     name,
-                    value: (*value).to_owned(),
                     import_line: import_line(name, value).unwrap(),
                 })
                 .collect(),
+            mask: Mask::new(found.iter().map(|(_, value)| (*value).to_owned())),
         }
     }
 
@@ -326,60 +270,5 @@ mod tests {
         ] {
             assert!(!points_at_this_machine(url), "{url}");
         }
-    }
-
-    /// Values that flyctl's import parser would change are refused, naming only the secret.
-    #[test]
-    fn values_flyctl_would_mangle_are_refused() {
-        for value in ["two\nlines", "a\"b#c"] {
-            let err = import_line(PROVIDER_TOKEN_VAR, value)
-                .unwrap_err()
-                .to_string();
-            assert!(err.starts_with(&format!("{PROVIDER_TOKEN_VAR} ")), "{err}");
-            assert!(!err.contains(value), "{err}");
-        }
-        assert_eq!(
-            import_line("DATABASE_URL", "postgres://u:p#1@h/db").unwrap(),
-            "DATABASE_URL=\"\"\"postgres://u:p#1@h/db\"\"\""
-        );
-    }
-
-    /// Secret values never survive redaction, even when one contains another.
-    #[test]
-    fn redact_masks_every_value() {
-        let secrets = secrets(&[
-            ("REDIS_URL", "redis://secret"),
-            (PROVIDER_TOKEN_VAR, "secret"),
-        ]);
-        assert_eq!(
-            secrets.redact("got redis://secret and secret"),
-            "got *** and ***"
-        );
-    }
-
-    /// The env file's syntax: comments, `export`, quotes; a bad line is named by number only.
-    #[test]
-    fn env_file_is_parsed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("prod.env");
-        std::fs::write(
-            &path,
-            "# prod\nexport REDIS_URL='redis://r'\n\nDATABASE_URL=\"postgres://p\"\n",
-        )
-        .unwrap();
-        assert_eq!(
-            read_env_file(&path).unwrap(),
-            [
-                ("REDIS_URL".to_owned(), "redis://r".to_owned()),
-                ("DATABASE_URL".to_owned(), "postgres://p".to_owned())
-            ]
-        );
-        std::fs::write(&path, "hunter2\n").unwrap();
-        let err = read_env_file(&path).unwrap_err().to_string();
-        assert!(
-            err.ends_with("prod.env:1: not a NAME=VALUE line; fix or remove it"),
-            "{err}"
-        );
-        assert!(!err.contains("hunter2"));
     }
 }

@@ -3,16 +3,15 @@
 //! The api is asked over HTTP, as a user would reach it: `/health`, then `/version`, whose
 //! `commit` must be the deployed revision. The collector and the worker have no public address,
 //! so flyctl's view of their Machines stands in: all started, running the image labelled with
-//! the revision, every check passing.
+//! the revision, every check passing (`fly_deploy::status`).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail, ensure};
+use anyhow::{Context as _, anyhow, bail};
+use fly_deploy::flyctl::Flyctl;
 use otel_testkit::eventually;
-use serde::Deserialize;
 
-use super::flyctl::Flyctl;
 use super::secrets::Secrets;
 
 /// One request may not use up the whole deadline.
@@ -61,41 +60,6 @@ async fn get_ok(client: &reqwest::Client, url: &str) -> anyhow::Result<reqwest::
     Ok(response)
 }
 
-/// The command whose answer stands in for a private app, and the plan shows.
-pub fn status_args(app: &str) -> [&str; 4] {
-    ["status", "--app", app, "--json"]
-}
-
-/// `flyctl status --json`, as far as the check reads it.
-#[derive(Deserialize)]
-struct Status {
-    #[serde(rename = "Machines", default)]
-    machines: Vec<Machine>,
-}
-
-#[derive(Deserialize)]
-struct Machine {
-    id: String,
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    image_ref: ImageRef,
-    #[serde(default)]
-    checks: Vec<CheckStatus>,
-}
-
-#[derive(Default, Deserialize)]
-struct ImageRef {
-    #[serde(default)]
-    tag: String,
-}
-
-#[derive(Deserialize)]
-struct CheckStatus {
-    name: String,
-    status: String,
-}
-
 /// Polls `flyctl status --app <app> --json` until every Machine runs `revision` and is healthy.
 pub fn machines(
     flyctl: &Flyctl,
@@ -104,13 +68,12 @@ pub fn machines(
     timeout: Duration,
     secrets: &Secrets,
 ) -> anyhow::Result<()> {
-    let args = status_args(app);
     // flyctl is run synchronously inside the probe: the runtime has nothing else to do meanwhile.
     let look = || async {
-        let status: Status = flyctl
-            .json(&args, secrets)
+        let status = flyctl
+            .status(app, secrets.mask())
             .map_err(|failure| anyhow!(failure.summary()))?;
-        ready(&status, revision)
+        status.ready(revision)
     };
     wait(
         &format!("{app}'s Machines running {revision} and passing their checks"),
@@ -118,30 +81,6 @@ pub fn machines(
         timeout,
         look,
     )
-}
-
-/// `Ok` when every Machine is started, on `revision` and passing; otherwise what is not.
-fn ready(status: &Status, revision: &str) -> anyhow::Result<()> {
-    ensure!(!status.machines.is_empty(), "no Machines");
-    let mut unready = Vec::new();
-    for machine in &status.machines {
-        let failing: Vec<String> = machine
-            .checks
-            .iter()
-            .filter(|check| check.status != "passing")
-            .map(|check| format!("{}={}", check.name, check.status))
-            .collect();
-        let (state, tag) = (&machine.state, &machine.image_ref.tag);
-        if state != "started" || tag != revision || !failing.is_empty() {
-            let checks = failing.join(", ");
-            unready.push(format!(
-                "Machine {} is {state} on image {tag} with checks [{checks}]",
-                machine.id
-            ));
-        }
-    }
-    ensure!(unready.is_empty(), "{}", unready.join("; "));
-    Ok(())
 }
 
 /// Runs `look` until it passes or `timeout` is over; the error says `failed` and what the last

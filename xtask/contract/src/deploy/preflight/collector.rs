@@ -13,7 +13,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::{FlyConfig, Report, check_private, kill_timeout, parse_go_duration};
+use fly_deploy::config::{FlyConfig, kill_timeout, parse_go_duration};
+
+use super::{Report, check_private};
 use crate::deploy::secrets;
 use crate::problem::Problem;
 use xtask::flags::FlyApp;

@@ -4,17 +4,12 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use serde::de::DeserializeOwned;
 
-use super::secrets::Secrets;
+use crate::secrets::Mask;
 
 /// How many lines of flyctl output a failed step shows.
 const TAIL_LINES: usize = 20;
-
-/// How to get a working flyctl, for messages about a missing one.
-pub const INSTALL: &str = "install it (`curl -L https://fly.io/install.sh | sh`, `brew install flyctl`, \
-    or `nix develop` in this repository), then run `flyctl auth login`";
 
 /// The name commands are shown with when no flyctl was found.
 pub const NAME: &str = "flyctl";
@@ -55,14 +50,14 @@ impl Failure {
 }
 
 impl Flyctl {
-    /// Finds `flyctl`, or `fly` (the same binary under its short name), on PATH.
-    pub fn find() -> anyhow::Result<Self> {
+    /// Finds `flyctl`, or `fly` (the same binary under its short name), on PATH; `None` when
+    /// neither is there, so the caller can say how its users install it.
+    pub fn find() -> Option<Self> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .flat_map(|dir| [dir.join("flyctl"), dir.join("fly")])
             .find(|candidate| is_executable(candidate))
             .map(|program| Self { program })
-            .with_context(|| format!("flyctl not found on PATH: {INSTALL}"))
     }
 
     /// The name it was found under: `flyctl` or `fly`.
@@ -77,20 +72,16 @@ impl Flyctl {
     pub fn query<T: DeserializeOwned>(
         &self,
         args: &[&str],
-        secrets: &Secrets,
+        mask: &Mask,
         label: &str,
         next: &str,
     ) -> anyhow::Result<T> {
-        self.json(args, secrets)
+        self.json(args, mask)
             .map_err(|failure| failure.error(label, next))
     }
 
     /// Runs a read-only query such as `apps list --json` and parses what it prints.
-    pub fn json<T: DeserializeOwned>(
-        &self,
-        args: &[&str],
-        secrets: &Secrets,
-    ) -> Result<T, Failure> {
+    pub fn json<T: DeserializeOwned>(&self, args: &[&str], mask: &Mask) -> Result<T, Failure> {
         let output = duct::cmd(&self.program, args)
             .stdout_capture()
             .stderr_capture()
@@ -100,22 +91,23 @@ impl Flyctl {
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let printed = secrets.redact(&format!("{stdout}{stderr}"));
+            let printed = mask.redact(&format!("{stdout}{stderr}"));
             return Err(self.failure(args, output.status.to_string(), &printed));
         }
         serde_json::from_str(&stdout).map_err(|err| {
             let status = format!("printed something that is not the JSON expected ({err})");
-            self.failure(args, status, &secrets.redact(&stdout))
+            self.failure(args, status, &mask.redact(&stdout))
         })
     }
 
     /// Runs a command that changes something, streaming its output (masked, indented) to stderr;
-    /// `stdin`, when given, is written to the command's standard input.
+    /// `stdin`, when given, is written to the command's standard input, where secrets go
+    /// because argv is readable by other users.
     pub fn stream(
         &self,
         args: &[impl AsRef<str>],
         stdin: Option<String>,
-        secrets: &Secrets,
+        mask: &Mask,
     ) -> Result<(), Failure> {
         let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         let expression = duct::cmd(&self.program, &args)
@@ -131,7 +123,7 @@ impl Flyctl {
         let mut printed = String::new();
         for line in BufReader::new(&reader).lines() {
             let (line, unreadable) = match line {
-                Ok(line) => (secrets.redact(&line), false),
+                Ok(line) => (mask.redact(&line), false),
                 Err(err) => (
                     format!("(the rest of the output is unreadable: {err})"),
                     true,
@@ -172,7 +164,7 @@ impl Flyctl {
     }
 }
 
-/// A command as the plan shows it, run by the flyctl called `name`.
+/// A command as a plan shows it, run by the flyctl called `name`.
 pub fn display(name: &str, args: &[impl AsRef<str>]) -> String {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     format!("{name} {}", args.join(" "))
