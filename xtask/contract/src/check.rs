@@ -29,6 +29,7 @@ use std::path::Path;
 
 pub use crate::problem::{Problem, line_of};
 pub use sources::Sources;
+pub use wiring::scraped_apps;
 use xtask::flags;
 
 /// Runs a tool's own check (promtool, `otelcol validate`): `None` when it passes, else a problem

@@ -3,8 +3,10 @@
 //! binaries declare, and `cargo xtask codegen` writes from it
 //! `observability/prometheus/rules/slo.yml` (error ratios per window, the SRE workbook's
 //! multi-window multi-burn-rate alerts) and `observability/grafana/dashboards/slo.json` (error
-//! budget left, burn rate per window). This module is the repository's side: the paths, the
-//! services an SLO may name and what the files say of themselves.
+//! budget left, burn rate per window). This module is the repository's side: the paths, what the
+//! files say of themselves, and the services an SLO may name: the compose services that run one
+//! of the binaries and that Prometheus scrapes under their name (`check::scraped_apps`), each
+//! with the families its binary exports.
 //!
 //! ```text
 //! cargo xtask codegen [--check]
@@ -15,7 +17,8 @@ use prometheus_slo::{Dashboard, Family, Label, Objective, Output, Service};
 use serde_json::json;
 use telemetry::{Kind, LabelValues, MetricFamily};
 
-use crate::binaries::{self, Binary};
+use crate::binaries::Binary;
+use crate::check::{self, Sources};
 use crate::codegen::Exported;
 
 /// The spec, written by hand.
@@ -30,15 +33,12 @@ const RUNBOOK: &str = "observability/RUNBOOK.md";
 /// The tag of the repository's dashboards: the generated one links to the others by it.
 const TAG: &str = "ampel";
 
-/// The services an SLO may name, by their compose service (also their scrape job and the alerts'
-/// `service` label), and the binary whose families each exports.
-const SERVICES: [(&str, &Binary); 2] = [("api", &binaries::API), ("worker", &binaries::WORKER)];
-
-/// Each of [`SERVICES`] with the families its binary exports.
-fn services(exported: &[Exported]) -> Vec<Service> {
-    (SERVICES.iter())
+/// Each scraped app (by its compose service, also its job and the alerts' `service` label) with
+/// the families its binary exports.
+fn services(apps: &[(String, &Binary)], exported: &[Exported]) -> Vec<Service> {
+    (apps.iter())
         .map(|(name, binary)| Service {
-            name: (*name).to_owned(),
+            name: name.clone(),
             families: (exported.iter())
                 .filter(|e| e.binaries.contains(&binary.name))
                 .map(|e| family(e.family))
@@ -101,9 +101,15 @@ fn output() -> Output {
 /// # Errors
 /// When the spec cannot be read, does not parse, or an SLO is wrong; the message names each.
 pub fn objectives() -> anyhow::Result<Vec<Objective>> {
-    let text = std::fs::read_to_string(xtask::util::project_root().join(SPEC))
-        .with_context(|| format!("read {SPEC}"))?;
-    let services = services(&crate::codegen::exported_families()?);
+    let root = xtask::util::project_root();
+    let text = std::fs::read_to_string(root.join(SPEC)).with_context(|| format!("read {SPEC}"))?;
+    let apps = check::scraped_apps(&Sources::read(&root).0);
+    anyhow::ensure!(
+        !apps.is_empty(),
+        "no compose service runs one of the binaries under a Prometheus job of its name, so no SLO \
+         can name a service; run `cargo xtask check` for what is wrong in compose/ or prometheus.yml"
+    );
+    let services = services(&apps, &crate::codegen::exported_families()?);
     prometheus_slo::parse(&text, &services).map_err(|invalid| {
         anyhow::format_err!(
             "{SPEC} is not a valid SLO spec (its header lists the fields, docs/metrics.md each binary's families):\n  {}",
@@ -152,7 +158,11 @@ mod tests {
     /// and buckets as declared.
     #[test]
     fn services_carry_their_binaries_families() {
-        let services = services(&crate::codegen::exported_families().unwrap());
+        let root = xtask::util::project_root();
+        let apps = check::scraped_apps(&Sources::read(&root).0);
+        let names: Vec<&str> = apps.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["api", "worker"], "the scraped apps");
+        let services = services(&apps, &crate::codegen::exported_families().unwrap());
         let find = |service: &str, name: &str| {
             let service = services.iter().find(|s| s.name == service).unwrap();
             service.families.iter().find(|f| f.name == name).cloned()

@@ -54,6 +54,20 @@ pub fn scrape_jobs(sources: &Sources) -> Option<BTreeSet<String>> {
     )
 }
 
+/// The compose services that run one of the binaries and that a Prometheus job of their name
+/// scrapes, each with its binary: what the stack exports metrics as, by job. Empty where compose
+/// or prometheus.yml does not parse (`check` says why).
+pub fn scraped_apps(sources: &Sources) -> Vec<(String, &'static Binary)> {
+    let (Some(model), Some(jobs)) = (compose::model(sources), scrape_jobs(sources)) else {
+        return Vec::new();
+    };
+    let apps = apps(sources, &model, None, &mut Vec::new());
+    (apps.into_iter())
+        .filter(|(name, ..)| jobs.contains(name))
+        .map(|(name, binary, _)| (name, binary))
+        .collect()
+}
+
 /// One scrape target that names a compose service.
 struct Scrape {
     /// As written, e.g. `localhost:9090`.
@@ -467,9 +481,8 @@ mod tests {
     }
     const DATASOURCES: &str = "observability/grafana/provisioning/datasources/datasources.yaml";
 
-    /// The problems of the fixtures above after each `(file, from, to)` replacement, as
-    /// `check` prints them (sorted, each once).
-    fn problems_with(replace: &[(&str, &str, &str)]) -> Vec<String> {
+    /// The fixtures above after each `(file, from, to)` replacement.
+    fn sources_with(replace: &[(&str, &str, &str)]) -> Sources {
         let mut files = [
             (MAIN, COMPOSE.to_owned()),
             (xtask::compose::PEERS, "services: {}\n".to_owned()),
@@ -486,11 +499,32 @@ mod tests {
             entry.1 = entry.1.replace(from, to);
         }
         let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
+        Sources::from_files(&files)
+    }
+
+    /// The problems of the fixtures after each replacement, as `check` prints them (sorted,
+    /// each once).
+    fn problems_with(replace: &[(&str, &str, &str)]) -> Vec<String> {
         let mut problems = Vec::new();
-        check(&Sources::from_files(&files), &mut problems);
+        check(&sources_with(replace), &mut problems);
         problems.sort();
         problems.dedup();
         problems.iter().map(ToString::to_string).collect()
+    }
+
+    /// An app is one an SLO may name only while a job of its name scrapes it; exporters
+    /// (no binary of ours) never are.
+    #[test]
+    fn scraped_apps_are_the_binaries_prometheus_scrapes_by_name() {
+        let names = |replace: &[(&str, &str, &str)]| -> Vec<String> {
+            let apps = scraped_apps(&sources_with(replace));
+            apps.into_iter().map(|(name, _)| name).collect()
+        };
+        assert_eq!(names(&[]), ["api"]);
+        let apps = scraped_apps(&sources_with(&[]));
+        assert_eq!(apps[0].1.name, binaries::API.name);
+        assert!(names(&[(PROMETHEUS_YML, "job_name: api", "job_name: web")]).is_empty());
+        assert!(names(&[(PROMETHEUS_YML, "scrape_configs:", "scrape_configs: [")]).is_empty());
     }
 
     /// Each broken input and every problem it gives, each matched by a part of its text; the
