@@ -146,9 +146,11 @@ impl<X: Merge> ComposeFile<X> {
         Ok(merged)
     }
 
-    /// Lays `over` over `self` as `compose -f a -f b` does for the keys read here: scalars and
-    /// profiles given by the override replace, ports and volumes are appended, environment maps
-    /// merge key by key, the `x-` keys as [`Merge`] says, and new services are added.
+    /// Lays `over` over `self` as `compose -f a -f b` does for the keys read here (the Compose
+    /// Specification's merge rules): scalars, `command`, `entrypoint` and the healthcheck given
+    /// by the override replace; sequences are appended, each value once; a volume replaces the
+    /// one mounted at the same target; environment maps merge key by key; the `x-` keys as
+    /// [`Merge`] says; new services are added.
     pub fn merge(&mut self, over: Self) {
         for (name, over) in over.services {
             let Some(base) = self.services.get_mut(&name) else {
@@ -156,14 +158,19 @@ impl<X: Merge> ComposeFile<X> {
                 continue;
             };
             base.image = over.image.or(base.image.take());
-            base.ports.extend(over.ports);
+            append(&mut base.ports, over.ports);
+            append(&mut base.expose, over.expose);
             base.environment.extend(over.environment);
             base.entrypoint = over.entrypoint.or(base.entrypoint.take());
             base.command = over.command.or(base.command.take());
-            if !over.profiles.is_empty() {
-                base.profiles = over.profiles;
-            }
-            base.volumes.extend(over.volumes);
+            append(&mut base.profiles, over.profiles);
+            let target = |spec: &str| spec.split(':').nth(1).map(str::to_owned);
+            let replaced: Vec<_> = over.volumes.iter().filter_map(|v| target(v)).collect();
+            (base.volumes).retain(|spec| target(spec).is_none_or(|t| !replaced.contains(&t)));
+            append(&mut base.volumes, over.volumes);
+            base.user = over.user.or(base.user.take());
+            append(&mut base.cap_drop, over.cap_drop);
+            append(&mut base.security_opt, over.security_opt);
             base.healthcheck = over.healthcheck.or(base.healthcheck.take());
             base.build = over.build.or(base.build.take());
             base.restart = over.restart.or(base.restart.take());
@@ -383,6 +390,15 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Strin
     out
 }
 
+/// Appends the values of `over` that `base` does not hold yet.
+fn append(base: &mut Vec<String>, over: Vec<String>) {
+    for value in over {
+        if !base.contains(&value) {
+            base.push(value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,25 +432,35 @@ mod tests {
         }
     }
 
-    /// An override replaces scalars, appends ports and volumes, merges the environment key by
-    /// key and the `x-` keys as their [`Merge`] says, and adds services.
+    /// An override replaces scalars, appends sequences (each value once), replaces the volume
+    /// at a target it mounts, merges the environment key by key and the `x-` keys as their
+    /// [`Merge`] says, and adds services.
     #[test]
     fn override_lays_over_base() {
         let mut base = ComposeFile::<Keys>::parse(
             "services:\n  db:\n    image: db:1\n    ports: [\"127.0.0.1:1:1\"]\n    \
-             volumes: [data:/data]\n    environment: {A: a, B: b}\n    x-test: {a: base, b: base}\n",
+             volumes: [data:/data, ./a:/etc/a]\n    environment: {A: a, B: b}\n    \
+             user: \"1\"\n    cap_drop: [ALL]\n    security_opt: [a]\n    expose: [\"1\"]\n    \
+             profiles: [p]\n    x-test: {a: base, b: base}\n",
         )
         .unwrap();
         let over = ComposeFile::<Keys>::parse(
-            "services:\n  db:\n    image: db:2\n    ports: [\"127.0.0.1:2:2\"]\n    \
-             volumes: [./f:/f]\n    environment: {B: over}\n    x-test: {b: over}\n  web: {}\n",
+            "services:\n  db:\n    image: db:2\n    ports: [\"127.0.0.1:2:2\", \"127.0.0.1:1:1\"]\n    \
+             volumes: [./f:/f, ./b:/etc/a:ro]\n    environment: {B: over}\n    user: \"2\"\n    \
+             cap_drop: [ALL]\n    security_opt: [b]\n    expose: [\"2\"]\n    profiles: [q]\n    \
+             x-test: {b: over}\n  web: {}\n",
         )
         .unwrap();
         base.merge(over);
         let db = &base.services["db"];
         assert_eq!(db.image.as_deref(), Some("db:2"));
         assert_eq!(db.ports, ["127.0.0.1:1:1", "127.0.0.1:2:2"]);
-        assert_eq!(db.volumes, ["data:/data", "./f:/f"]);
+        assert_eq!(db.volumes, ["data:/data", "./f:/f", "./b:/etc/a:ro"]);
+        assert_eq!(db.user.as_deref(), Some("2"));
+        assert_eq!(db.cap_drop, ["ALL"]);
+        assert_eq!(db.security_opt, ["a", "b"]);
+        assert_eq!(db.expose, ["1", "2"]);
+        assert_eq!(db.profiles, ["p", "q"]);
         assert_eq!(db.env("A").as_deref(), Some("a"));
         assert_eq!(db.env("B").as_deref(), Some("over"));
         assert_eq!(db.extensions.test.a.as_deref(), Some("base"));
