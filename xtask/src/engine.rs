@@ -62,9 +62,18 @@ impl From<EngineChoice> for Family {
     }
 }
 
-/// The kit's compose on one variant's files, with xtask's own runner and hints.
+/// The kit's compose on one variant's files, with xtask's own runner and hints; the rest of the
+/// kit's methods (`display`, `exec`, `has_image`, `logs`) as they are.
 #[derive(Debug, Clone)]
 pub struct Compose(cli::Compose);
+
+impl std::ops::Deref for Compose {
+    type Target = cli::Compose;
+
+    fn deref(&self) -> &cli::Compose {
+        &self.0
+    }
+}
 
 impl Compose {
     /// Finds compose (`choice` narrows the search) and checks that its engine answers.
@@ -114,26 +123,6 @@ impl Compose {
             &self.0.argv(&args),
             &self.0.build_env(),
         )
-    }
-
-    /// The command line, for messages.
-    pub fn display(&self, args: &[&str]) -> String {
-        self.0.display(args)
-    }
-
-    /// `compose exec -T service argv…`; the caller runs it (and may time it out).
-    pub fn exec(&self, service: &str, argv: &[String]) -> std::process::Command {
-        self.0.exec(service, argv)
-    }
-
-    /// Whether the engine has `image` locally.
-    pub fn has_image(&self, image: &str) -> bool {
-        self.0.has_image(image)
-    }
-
-    /// The last `lines` log lines of `service`, or why they could not be read.
-    pub fn logs(&self, service: &str, lines: u32) -> String {
-        self.0.logs(service, lines)
     }
 
     /// The stack's containers, running or not.

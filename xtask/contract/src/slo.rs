@@ -101,16 +101,16 @@ fn output() -> Output {
 /// # Errors
 /// When the spec cannot be read, does not parse, or an SLO is wrong; the message names each.
 pub fn objectives() -> anyhow::Result<Vec<Objective>> {
-    let root = xtask::util::project_root();
-    let text = std::fs::read_to_string(root.join(SPEC)).with_context(|| format!("read {SPEC}"))?;
-    let apps = check::scraped_apps(&Sources::read(&root).0);
+    let (sources, _) = Sources::read(&xtask::util::project_root());
+    let text = (sources.get(SPEC)).with_context(|| format!("read {SPEC}: restore it from git"))?;
+    let apps = check::scraped_apps(&sources);
     anyhow::ensure!(
         !apps.is_empty(),
         "no compose service runs one of the binaries under a Prometheus job of its name, so no SLO \
          can name a service; run `cargo xtask check` for what is wrong in compose/ or prometheus.yml"
     );
     let services = services(&apps, &crate::codegen::exported_families()?);
-    prometheus_slo::parse(&text, &services).map_err(|invalid| {
+    prometheus_slo::parse(text, &services).map_err(|invalid| {
         anyhow::format_err!(
             "{SPEC} is not a valid SLO spec (its header lists the fields, docs/metrics.md each binary's families):\n  {}",
             invalid.problems.join("\n  ")
